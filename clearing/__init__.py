@@ -1,0 +1,1 @@
+"""flopex clearing: what happens after the trade."""

@@ -1,0 +1,1 @@
+"""flopex contracts: what is traded."""

@@ -1,0 +1,1 @@
+"""flopex exchange: how it trades."""
