@@ -1,0 +1,134 @@
+"""Wire enumerations of the flopex order-entry protocol (one byte or uint16 each).
+
+Every enum value here is what travels on the wire; ``docs/protocol.md`` lists the same
+values. Mapping to the matching engine's own enums happens in exactly one place,
+:mod:`exchange.protocol.engine_map`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class WireSide(IntEnum):
+    """Order side: ``B`` buy, ``S`` sell."""
+
+    BUY = ord("B")
+    SELL = ord("S")
+
+
+class WireOrderType(IntEnum):
+    """``L`` limit, ``M`` market (with market protection), ``S`` stop-market, ``T`` stop-limit."""
+
+    LIMIT = ord("L")
+    MARKET = ord("M")
+    STOP = ord("S")
+    STOP_LIMIT = ord("T")
+
+
+class WireTimeInForce(IntEnum):
+    """FIX tag 59 codes: ``0`` day, ``1`` good-till-cancel, ``3`` IOC, ``4`` FOK."""
+
+    DAY = ord("0")
+    GTC = ord("1")
+    IOC = ord("3")
+    FOK = ord("4")
+
+
+class WireSmp(IntEnum):
+    """Self-match prevention instruction.
+
+    ``-`` use the product default, ``N`` none, ``R`` cancel resting, ``I`` cancel incoming,
+    ``B`` cancel both. SMP only applies when the self-match group is non-zero.
+    """
+
+    DEFAULT = ord("-")
+    NONE = ord("N")
+    CANCEL_RESTING = ord("R")
+    CANCEL_INCOMING = ord("I")
+    CANCEL_BOTH = ord("B")
+
+
+class WireLiquidity(IntEnum):
+    """Liquidity flag on an execution: ``A`` added (maker), ``R`` removed (taker)."""
+
+    ADDED = ord("A")
+    REMOVED = ord("R")
+
+
+class WireTradingState(IntEnum):
+    """Trading Status: ``P`` pre-open, ``T`` trading, ``H`` halted, ``C`` closed."""
+
+    PRE_OPEN = ord("P")
+    TRADING = ord("T")
+    HALTED = ord("H")
+    CLOSED = ord("C")
+
+
+class WireCancelReason(IntEnum):
+    """Why an order left the book without trading (Canceled ``reason``)."""
+
+    USER = ord("U")
+    IOC_REMAINDER = ord("I")
+    FOK_UNFILLED = ord("F")
+    SELF_MATCH = ord("S")
+    DISCONNECT = ord("D")
+    KILL_SWITCH = ord("K")
+    MASS_CANCEL = ord("M")
+    SESSION_END = ord("E")
+    MARKET_PROTECTION = ord("P")
+    REPLACED_AWAY = ord("R")
+    OTHER = ord("O")
+
+
+class RejectCode(IntEnum):
+    """Reject reason codes (uint16).
+
+    1-99 carry the engine's reject reasons; 100 and above are raised by the gateway before
+    a command reaches the sequencer (bad message, throttle, risk, session rules).
+    """
+
+    # --- engine (mapped from the engine's RejectReason in engine_map) ---
+    UNKNOWN_INSTRUMENT = 1
+    INVALID_PRICE = 2
+    INVALID_QUANTITY = 3
+    PRICE_OUTSIDE_BAND = 4
+    UNKNOWN_ORDER = 5
+    FOK_NOT_FILLABLE = 6
+    NO_LIQUIDITY = 7
+    SELF_MATCH = 8
+    BOOK_FULL = 9
+    INVALID_ORDER = 10
+    ENGINE_OTHER = 99
+    # --- gateway: message validation ---
+    BAD_LENGTH = 100
+    UNKNOWN_MESSAGE_TYPE = 101
+    BAD_SIDE = 102
+    BAD_ORDER_TYPE = 103
+    BAD_TIME_IN_FORCE = 104
+    BAD_SMP_INSTRUCTION = 105
+    BAD_ACCOUNT_FIELD = 106
+    TOKEN_NOT_INCREASING = 107
+    UNKNOWN_TOKEN = 108
+    BAD_QUANTITY = 109
+    BAD_DISPLAY_QUANTITY = 110
+    BAD_MIN_QUANTITY = 111
+    BAD_STOP_PRICE = 112
+    BAD_PRICE = 113
+    # --- gateway: session rules ---
+    THROTTLED = 120
+    ACCOUNT_NOT_PERMITTED = 121
+    ACCOUNT_BLOCKED = 122
+    INSTRUMENT_NOT_TRADING = 123
+    ORDER_NOT_WORKING = 124
+    # --- gateway: pre-trade risk ---
+    RISK_MAX_ORDER_QTY = 130
+    RISK_MIN_ORDER_QTY = 131
+    RISK_MAX_NOTIONAL = 132
+    RISK_POSITION_LIMIT = 133
+    RISK_PRICE_LIMIT = 134
+
+
+def char_values(enum: type[IntEnum]) -> frozenset[int]:
+    """The set of byte values a one-character wire enum accepts (O(members))."""
+    return frozenset(int(m) for m in enum)
