@@ -251,6 +251,8 @@ def contract_for_instrument_id(
     raise FlopexError(f"instrument id {iid}: unknown product id {pid}")
 
 
-def iter_business_days(start: dt.date, end: dt.date, calendar: BusinessCalendar) -> Iterator[dt.date]:
+def iter_business_days(
+    start: dt.date, end: dt.date, calendar: BusinessCalendar
+) -> Iterator[dt.date]:
     """Business days in ``[start, end]``, lazily."""
     yield from calendar.business_days(start, end)

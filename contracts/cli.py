@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _calendar(args: argparse.Namespace) -> BusinessCalendar:
-    return BusinessCalendar.from_file(args.holidays) if args.holidays else BusinessCalendar.default()
+    return (
+        BusinessCalendar.from_file(args.holidays) if args.holidays else BusinessCalendar.default()
+    )
 
 
 def _date(args: argparse.Namespace) -> dt.date:
@@ -68,6 +70,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plural(unit: str) -> str:
+    return unit if unit.endswith("s") else unit + "s"
+
+
 def spec_table(spec: ProductSpec, on: dt.date, calendar: BusinessCalendar) -> str:
     """A CME-style contract specification table, one attribute per row."""
     cur = spec.currency
@@ -82,7 +88,7 @@ def spec_table(spec: ProductSpec, on: dt.date, calendar: BusinessCalendar) -> st
     rows = [
         ("Product", f"{spec.name} ({spec.code}, product id {spec.product_id})"),
         ("Underlying", f"{spec.underlying_index} index"),
-        ("Contract unit", f"{spec.contract_unit:,} {spec.unit_of_measure}s"),
+        ("Contract unit", f"{spec.contract_unit:,} {_plural(spec.unit_of_measure)}"),
         ("Price quotation", spec.price_quotation),
         (
             "Minimum price fluctuation",

@@ -95,7 +95,7 @@ def parse_spec_text(text: str, source: str = "<spec>") -> ProductSpec:
     """Validate YAML text into a ProductSpec; FlopexError with file:line: field: reason."""
     try:
         node = yaml.compose(text, Loader=_ExactLoader)
-        data = yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_ExactLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -15,6 +15,7 @@ is a spec the exchange and clearing can use without further checks.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -137,7 +138,7 @@ class TradingHours(_Model):
     def _no_overlap(self) -> TradingHours:
         for day in WEEKDAYS:
             spans = sorted((s.open, s.close) for s in self.sessions if day in s.days)
-            for (o1, c1), (o2, _c2) in zip(spans, spans[1:], strict=False):
+            for (o1, c1), (o2, _c2) in itertools.pairwise(spans):
                 if o2 < c1:
                     raise ValueError(
                         f"sessions overlap on {day}: {o1:%H:%M}-{c1:%H:%M} and {o2:%H:%M}"
@@ -205,7 +206,7 @@ class PriceLimits(_Model):
     @field_validator("tiers")
     @classmethod
     def _increasing(cls, v: list[Decimal]) -> list[Decimal]:
-        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError("tiers must strictly increase")
         return v
 
