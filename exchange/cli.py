@@ -24,6 +24,7 @@ from contracts.errors import FlopexError
 BUILTIN_COMMAND_MODULES: tuple[str, ...] = (
     "contracts.cli",
     "exchange.cli_exchange",
+    "exchange.cli_journal",
 )
 
 ENTRY_POINT_GROUP = "flopex.commands"
