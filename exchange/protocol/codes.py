@@ -38,12 +38,12 @@ class WireTimeInForce(IntEnum):
 class WireSmp(IntEnum):
     """Self-match prevention instruction.
 
-    ``-`` use the product default, ``N`` none, ``R`` cancel resting, ``I`` cancel incoming,
-    ``B`` cancel both. SMP only applies when the self-match group is non-zero.
+    ``-`` use the product default, ``R`` cancel resting, ``I`` cancel incoming, ``B`` cancel
+    both. Orders of the same account, or of the same non-zero self-match group, never trade
+    with each other; the instruction says which side gives way.
     """
 
     DEFAULT = ord("-")
-    NONE = ord("N")
     CANCEL_RESTING = ord("R")
     CANCEL_INCOMING = ord("I")
     CANCEL_BOTH = ord("B")
@@ -71,13 +71,13 @@ class WireCancelReason(IntEnum):
     USER = ord("U")
     IOC_REMAINDER = ord("I")
     FOK_UNFILLED = ord("F")
+    MIN_QTY_NOT_MET = ord("Q")
     SELF_MATCH = ord("S")
-    DISCONNECT = ord("D")
-    KILL_SWITCH = ord("K")
     MASS_CANCEL = ord("M")
     SESSION_END = ord("E")
-    MARKET_PROTECTION = ord("P")
-    REPLACED_AWAY = ord("R")
+    NO_LIQUIDITY = ord("L")
+    DISCONNECT = ord("D")
+    KILL_SWITCH = ord("K")
     OTHER = ord("O")
 
 
@@ -88,17 +88,29 @@ class RejectCode(IntEnum):
     a command reaches the sequencer (bad message, throttle, risk, session rules).
     """
 
-    # --- engine (mapped from the engine's RejectReason in engine_map) ---
+    # --- engine: the engine's RejectReason, same number and name ---
     UNKNOWN_INSTRUMENT = 1
-    INVALID_PRICE = 2
-    INVALID_QUANTITY = 3
-    PRICE_OUTSIDE_BAND = 4
-    UNKNOWN_ORDER = 5
-    FOK_NOT_FILLABLE = 6
-    NO_LIQUIDITY = 7
-    SELF_MATCH = 8
-    BOOK_FULL = 9
-    INVALID_ORDER = 10
+    MARKET_CLOSED = 2
+    MARKET_PRE_OPEN = 3
+    INSTRUMENT_HALTED = 4
+    INVALID_SIDE = 5
+    INVALID_ORDER_TYPE = 6
+    INVALID_TIF = 7
+    INVALID_QUANTITY = 8
+    PRICE_OUT_OF_BAND = 9
+    PRICE_OUTSIDE_LIMITS = 10
+    INVALID_DISPLAY_QTY = 11
+    INVALID_MIN_QTY = 12
+    POST_ONLY_WOULD_TRADE = 13
+    INVALID_POST_ONLY = 14
+    NO_LIQUIDITY = 15
+    INVALID_STOP_PRICE = 16
+    INVALID_EXPIRE_TIME = 17
+    ORDER_CAPACITY = 18
+    UNKNOWN_ORDER = 19
+    INVALID_SMP = 20
+    UNKNOWN_COMMAND = 21
+    INVALID_STATUS = 22
     ENGINE_OTHER = 99
     # --- gateway: message validation ---
     BAD_LENGTH = 100
@@ -115,12 +127,14 @@ class RejectCode(IntEnum):
     BAD_MIN_QUANTITY = 111
     BAD_STOP_PRICE = 112
     BAD_PRICE = 113
+    BAD_ACTION = 114
     # --- gateway: session rules ---
     THROTTLED = 120
     ACCOUNT_NOT_PERMITTED = 121
     ACCOUNT_BLOCKED = 122
     INSTRUMENT_NOT_TRADING = 123
     ORDER_NOT_WORKING = 124
+    NOT_ADMIN = 125
     # --- gateway: pre-trade risk ---
     RISK_MAX_ORDER_QTY = 130
     RISK_MIN_ORDER_QTY = 131

@@ -188,7 +188,30 @@ TRADING_STATUS = Layout(
     ),
 )
 
-INBOUND_LAYOUTS: tuple[Layout, ...] = (ENTER_ORDER, REPLACE_ORDER, CANCEL_ORDER, MASS_CANCEL)
+KILL_SWITCH = Layout(
+    "Kill Switch",
+    b"K",
+    (
+        F("message_type", "char"),
+        F("token", "uint32"),
+        F("account", "alpha", ACCOUNT_WIDTH),
+        F("action", "char"),
+    ),
+)
+CLOSE_DAY = Layout(
+    "Close Trading Day",
+    b"Z",
+    (F("message_type", "char"), F("token", "uint32")),
+)
+
+INBOUND_LAYOUTS: tuple[Layout, ...] = (
+    ENTER_ORDER,
+    REPLACE_ORDER,
+    CANCEL_ORDER,
+    MASS_CANCEL,
+    KILL_SWITCH,
+    CLOSE_DAY,
+)
 OUTBOUND_LAYOUTS: tuple[Layout, ...] = (
     ACCEPTED,
     REJECTED,
@@ -244,6 +267,20 @@ class MassCancel(msgspec.Struct, frozen=True):
     token: int
     instrument_id: int = 0
     side: int = ord(" ")
+
+
+class KillSwitch(msgspec.Struct, frozen=True):
+    """Admin only: ``action`` ``B`` blocks ``account`` and cancels its orders, ``U`` unblocks."""
+
+    token: int
+    account: str
+    action: int = ord("B")
+
+
+class CloseDay(msgspec.Struct, frozen=True):
+    """Admin only: close the trading day (close record, expire day orders, End of Session)."""
+
+    token: int
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -324,7 +361,7 @@ class TradingStatus(msgspec.Struct, frozen=True):
     state: int
 
 
-InboundMessage = EnterOrder | ReplaceOrder | CancelOrder | MassCancel
+InboundMessage = EnterOrder | ReplaceOrder | CancelOrder | MassCancel | KillSwitch | CloseDay
 OutboundMessage = (
     Accepted
     | Rejected
@@ -362,12 +399,9 @@ _ENTER = ENTER_ORDER.struct
 _REPLACE = REPLACE_ORDER.struct
 _CANCEL = CANCEL_ORDER.struct
 _MASS = MASS_CANCEL.struct
-_SIZES = {
-    ord("O"): ENTER_ORDER.size,
-    ord("U"): REPLACE_ORDER.size,
-    ord("X"): CANCEL_ORDER.size,
-    ord("C"): MASS_CANCEL.size,
-}
+_KILL = KILL_SWITCH.struct
+_CLOSE = CLOSE_DAY.struct
+_SIZES = {lay.type_byte[0]: lay.size for lay in INBOUND_LAYOUTS}
 _OFF = {name: off for name, off, _, _ in ENTER_ORDER.offsets()}
 
 
@@ -437,6 +471,13 @@ def decode_inbound(data: bytes) -> InboundMessage:
         return ReplaceOrder(orig, tok, px, qty, disp)
     if mtype == 0x58:  # 'X'
         return CancelOrder(_CANCEL.unpack(data)[1])
+    if mtype == 0x4B:  # 'K'
+        _, tok, acct, action = _KILL.unpack(data)
+        if action[0] not in (0x42, 0x55):
+            raise MessageError(RejectCode.BAD_ACTION, "bad action", 21, tok, mtype)
+        return KillSwitch(tok, _decode_alpha(acct, 5, tok, mtype), action[0])
+    if mtype == 0x5A:  # 'Z'
+        return CloseDay(_CLOSE.unpack(data)[1])
     _, tok, inst, side = _MASS.unpack(data)
     side = side[0]
     if side not in _MASS_SIDES:
@@ -496,6 +537,10 @@ def encode_inbound(msg: InboundMessage) -> bytes:
         return _CANCEL.pack(b"X", msg.token)
     if isinstance(msg, MassCancel):
         return _MASS.pack(b"C", msg.token, msg.instrument_id, _c(msg.side))
+    if isinstance(msg, KillSwitch):
+        return _KILL.pack(b"K", msg.token, _alpha(msg.account, ACCOUNT_WIDTH), _c(msg.action))
+    if isinstance(msg, CloseDay):
+        return _CLOSE.pack(b"Z", msg.token)
     raise TypeError(f"not an inbound message: {type(msg).__name__}")
 
 

@@ -72,3 +72,11 @@ def test_doc_cancel_reason_table_matches_enum() -> None:
     assert [(r[0].strip("`"), r[1].strip("`")) for r in rows] == [
         (chr(c.value), c.name) for c in WireCancelReason
     ]
+
+
+def test_engine_reject_reasons_keep_their_number_and_name_on_the_wire() -> None:
+    from exchange.engine.abi import RejectReason
+
+    engine = {(r.value, r.name) for r in RejectReason if r is not RejectReason.NONE}
+    wire = {(c.value, c.name) for c in RejectCode if c.value < 100}
+    assert engine <= wire

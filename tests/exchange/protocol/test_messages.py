@@ -42,7 +42,7 @@ def _order(**kw: object) -> m.EnterOrder:
     stop=i64,
     minq=u32,
     grp=u32,
-    smp=st.sampled_from(b"-NRIB"),
+    smp=st.sampled_from(b"-RIB"),
     account=acct,
 )
 def test_enter_order_round_trips(
@@ -60,7 +60,13 @@ def test_replace_round_trips(orig, token, px, qty, disp) -> None:
 
 @pytest.mark.parametrize(
     "msg",
-    [m.CancelOrder(5), m.MassCancel(9), m.MassCancel(9, 12612, ord("S"))],
+    [
+        m.CancelOrder(5),
+        m.MassCancel(9),
+        m.MassCancel(9, 12612, ord("S")),
+        m.KillSwitch(3, "ACME", ord("U")),
+        m.CloseDay(4),
+    ],
 )
 def test_cancel_messages_round_trip(msg: m.InboundMessage) -> None:
     assert m.decode_inbound(m.encode_inbound(msg)) == msg
@@ -139,6 +145,7 @@ def test_decoder_on_right_sized_random_bodies(layout, data) -> None:
             RejectCode.BAD_TIME_IN_FORCE,
             RejectCode.BAD_SMP_INSTRUCTION,
             RejectCode.BAD_ACCOUNT_FIELD,
+            RejectCode.BAD_ACTION,
         }
     else:
         assert m.encode_inbound(msg).rstrip(b" ") == body.rstrip(b" ")

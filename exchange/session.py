@@ -1,0 +1,100 @@
+"""Per-login session state that outlives connections: sequenced message store, tokens, orders.
+
+A :class:`Session` is created once per login for the trading day. Connections come and go;
+the session keeps
+
+* every Sequenced Data packet it has sent (already framed), numbered from 1, so a re-login
+  with a lower sequence number is replayed exactly (bounded by ``replay_limit``);
+* the last client order token (tokens must strictly increase, so resends are never
+  entered twice);
+* its working orders by token.
+
+All state is plain Python data, easy to snapshot; nothing here touches a socket.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from exchange.auth import Login
+from exchange.throttle import Throttle
+
+
+class Sink(Protocol):
+    """Where a live connection's bytes go (the gateway's connection object)."""
+
+    def send(self, data: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class OrderRec:
+    """One order of a session, as the gateway tracks it between engine events."""
+
+    ref: int  # gateway-wide order reference (engine client tag)
+    token: int
+    account_id: int
+    instrument_id: int
+    side: int  # wire side byte
+    price: int
+    quantity: int  # open (leaves) quantity
+    order_id: int = 0  # engine order id, once accepted
+    working: bool = False
+    session: Session | None = field(default=None, repr=False)
+
+
+class ReplayGap(Exception):
+    """The requested sequence number is older than what the store keeps."""
+
+
+class Session:
+    """One login's session: name, sequence store, tokens, orders, throttle, live sink."""
+
+    def __init__(self, login: Login, replay_limit: int = 1_000_000) -> None:
+        self.login = login
+        self.name = login.session
+        self._store: deque[bytes] = deque()
+        self._first_seq = 1  # sequence number of _store[0]
+        self.next_seq = 1  # number the next sequenced packet will get
+        self.replay_limit = replay_limit
+        self.last_token = 0
+        self.orders: dict[int, OrderRec] = {}  # token -> working order
+        self.throttle = Throttle(login.throttle_per_second)
+        self.sink: Sink | None = None
+        self.status_sent = False
+
+    def append(self, framed: bytes) -> None:
+        """Store one framed Sequenced Data packet and send it if connected. O(1)."""
+        store = self._store
+        store.append(framed)
+        self.next_seq += 1
+        if len(store) > self.replay_limit:
+            store.popleft()
+            self._first_seq += 1
+        sink = self.sink
+        if sink is not None:
+            sink.send(framed)
+
+    def replay_from(self, seq: int) -> list[bytes]:
+        """Framed packets ``seq .. next_seq-1`` in order. O(k) for k packets returned.
+
+        ``seq`` beyond the newest is clamped (nothing to replay); older than kept raises
+        :class:`ReplayGap`.
+        """
+        if seq >= self.next_seq:
+            return []
+        if seq < self._first_seq:
+            raise ReplayGap(f"sequence {seq} no longer kept (oldest {self._first_seq})")
+        start = seq - self._first_seq
+        store = self._store
+        if start == 0:
+            return list(store)
+        return [store[i] for i in range(start, len(store))]
+
+    def take_token(self, token: int) -> bool:
+        """Accept ``token`` if strictly greater than any before; False for a resend. O(1)."""
+        if token <= self.last_token:
+            return False
+        self.last_token = token
+        return True
