@@ -1,0 +1,524 @@
+"""The sequenced command journal: append-only, CRC-checked, group-committed, replayable.
+
+Every state-changing command (a ``COMMAND_DTYPE`` record stamped by the sequencer) is
+appended here, and the batch is committed, before any reply for it leaves the gateway.
+The engine is a pure function of the command stream, so replaying the journal after the
+newest snapshot rebuilds the exact state.
+
+On-disk format (little-endian; full tables in ``docs/durability.md``)
+--------------------------------------------------------------------
+``DATA_DIR/journal/<first_seq:020d>.jnl`` segment files. Each starts with a 24-byte
+segment header::
+
+    magic b"FLXJRNL\\0" | uint16 version | uint16 reserved | uint32 command itemsize |
+    uint64 first sequence number of the segment
+
+followed by records, each a 20-byte header and a payload::
+
+    uint16 magic 0xF10E | uint8 record type | uint8 flags | uint32 payload length |
+    uint64 sequence number | uint32 CRC32 (of the first 16 header bytes + payload)
+
+Record types: ``COMMANDS`` (1) holds ``n`` consecutive ``COMMAND_DTYPE`` records with
+sequence numbers ``seq .. seq+n-1`` (one record per engine batch, so replay decodes a
+whole batch with one ``np.frombuffer``); ``NOTE`` (2) holds opaque bytes for the gateway
+(``seq`` = the next command sequence number; it consumes none).
+
+Crash safety
+------------
+A commit is one ``write`` of every record buffered since the last commit, followed by one
+``fsync`` when the :class:`SyncPolicy` says so. After a crash only the last write can be
+incomplete: on opening, an incomplete or CRC-failing record *with no valid record after
+it* in the last segment is a torn tail; it is truncated and logged. Anything else that
+does not check out (a bad record followed by a valid one, a bad record in an older
+segment, a sequence gap) is corruption: opening refuses with a FlopexError naming the file
+and byte offset. A segment or record type from a newer format is refused likewise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from contracts.errors import FlopexError
+from exchange.datadir import fsync_dir
+from exchange.engine.abi import COMMAND_DTYPE
+
+log = logging.getLogger("flopex.journal")
+
+#: Journal format version written in every segment header.
+JOURNAL_VERSION = 1
+SEGMENT_MAGIC = b"FLXJRNL\x00"
+SEGMENT_HEADER = struct.Struct("<8sHHIQ")
+RECORD_MAGIC = 0xF10E
+RECORD_HEADER = struct.Struct("<HBBIQI")
+_CRC_SPAN = 16  # header bytes covered by the CRC (all but the CRC itself)
+_MAGIC_BYTES = struct.pack("<H", RECORD_MAGIC)
+#: Largest payload a record may declare (a sanity bound for corrupted length fields).
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+#: Default size after which a new segment file is started.
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_SEGMENT_RE = re.compile(r"^(\d{20})\.jnl$")
+CMD_SIZE = COMMAND_DTYPE.itemsize
+
+
+class RecordType(IntEnum):
+    """Journal record types; numeric values are part of the on-disk format."""
+
+    COMMANDS = 1
+    NOTE = 2
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """When a commit fsyncs: ``batch`` (every commit), ``interval`` (at most every N ms), ``off``.
+
+    Every policy *writes* each commit before it returns, so an acknowledged command
+    survives a process crash (kill -9) under all three; ``batch`` also survives power loss,
+    ``interval`` loses at most the last N ms on power loss, ``off`` is for tests.
+    """
+
+    mode: str = "batch"
+    interval_ms: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> SyncPolicy:
+        """``"batch"``, ``"off"``, ``"interval:5"`` or ``"5ms"`` (N ms); FlopexError otherwise."""
+        t = text.strip().lower()
+        if t in ("batch", "every-batch", "always"):
+            return cls("batch")
+        if t in ("off", "none", "never"):
+            return cls("off")
+        m = re.fullmatch(r"(?:interval:)?(\d+)(?:ms)?", t)
+        if m and (t.startswith("interval:") or t.endswith("ms")):
+            ms = int(m.group(1))
+            if ms <= 0:
+                raise FlopexError(f"journal sync policy {text!r}: interval must be positive")
+            return cls("interval", ms)
+        raise FlopexError(
+            f"journal sync policy {text!r}: expected 'batch', 'off' or 'interval:N' (ms)"
+        )
+
+    def __str__(self) -> str:
+        return f"interval:{self.interval_ms}" if self.mode == "interval" else self.mode
+
+
+@dataclass(frozen=True)
+class Record:
+    """One journal record as read back: where it is, its sequence number and payload."""
+
+    path: Path
+    offset: int
+    rtype: int
+    seq: int
+    payload: memoryview
+
+    @property
+    def count(self) -> int:
+        """Sequence numbers this record consumes (commands in it; 0 for a note)."""
+        return len(self.payload) // CMD_SIZE if self.rtype == RecordType.COMMANDS else 0
+
+    def commands(self) -> np.ndarray:
+        """The ``COMMAND_DTYPE`` records of a COMMANDS record (read-only view, no copy)."""
+        return np.frombuffer(self.payload, dtype=COMMAND_DTYPE)
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}.jnl"
+
+
+def list_segments(journal_dir: Path) -> list[tuple[int, Path]]:
+    """``(first_seq, path)`` of every segment, in sequence order."""
+    if not journal_dir.is_dir():
+        return []
+    out = []
+    for p in journal_dir.iterdir():
+        m = _SEGMENT_RE.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    out.sort()
+    return out
+
+
+def encode_record(rtype: int, seq: int, payload: bytes | memoryview) -> bytes:
+    """One framed record: header (with CRC32) + payload."""
+    head = struct.pack("<HBBIQ", RECORD_MAGIC, rtype, 0, len(payload), seq)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + bytes(payload)
+
+
+def _record_ok(data: bytes, pos: int) -> bool:
+    """True if a complete record with a valid CRC starts at ``pos``."""
+    n = len(data)
+    if n - pos < RECORD_HEADER.size:
+        return False
+    magic, _rt, _fl, length, _seq, crc = RECORD_HEADER.unpack_from(data, pos)
+    if magic != RECORD_MAGIC or length > MAX_RECORD_BYTES:
+        return False
+    end = pos + RECORD_HEADER.size + length
+    if end > n:
+        return False
+    mv = memoryview(data)
+    return (
+        zlib.crc32(mv[pos + RECORD_HEADER.size : end], zlib.crc32(mv[pos : pos + _CRC_SPAN])) == crc
+    )
+
+
+def _valid_record_after(data: bytes, start: int) -> int:
+    """Offset of the first valid record at or after ``start``, or -1. Failure path only."""
+    pos = data.find(_MAGIC_BYTES, start)
+    while pos >= 0:
+        if _record_ok(data, pos):
+            return pos
+        pos = data.find(_MAGIC_BYTES, pos + 1)
+    return -1
+
+
+@dataclass
+class _Segment:
+    first_seq: int
+    path: Path
+    data: bytes
+    records: list[Record]
+    end: int  # offset just past the last valid record
+    next_seq: int
+    torn_at: int = -1  # offset of a torn tail, -1 if none
+
+
+def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | None) -> _Segment:
+    """Parse and CRC-check one segment file. Guarantees: every returned record is valid and
+    the sequence numbers are contiguous; a torn tail is reported only for the last segment;
+    any other defect raises FlopexError naming ``path`` and the byte offset. O(bytes)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FlopexError(f"{path}: cannot read journal segment: {exc.strerror}") from None
+    n = len(data)
+    if n < SEGMENT_HEADER.size:
+        if is_last:
+            return _Segment(first_seq, path, data, [], 0, first_seq, torn_at=0)
+        raise FlopexError(f"{path}: journal segment header truncated at byte offset {n}")
+    magic, version, _res, itemsize, hdr_seq = SEGMENT_HEADER.unpack_from(data, 0)
+    if magic != SEGMENT_MAGIC:
+        raise FlopexError(f"{path}: not a flopex journal segment (bad magic at byte offset 0)")
+    if version > JOURNAL_VERSION:
+        raise FlopexError(
+            f"{path}: journal format version {version} is newer than this flopex understands"
+            f" ({JOURNAL_VERSION})"
+        )
+    if itemsize != CMD_SIZE:
+        raise FlopexError(
+            f"{path}: journal commands are {itemsize} bytes, this flopex uses {CMD_SIZE}"
+            " (byte offset 12)"
+        )
+    if hdr_seq != first_seq:
+        raise FlopexError(
+            f"{path}: segment header says first sequence {hdr_seq}, file name says {first_seq}"
+            " (byte offset 16)"
+        )
+    if expect_seq is not None and first_seq != expect_seq:
+        raise FlopexError(
+            f"{path}: sequence gap: segment starts at {first_seq}, expected {expect_seq}"
+            " (byte offset 0)"
+        )
+    mv = memoryview(data)
+    pos = SEGMENT_HEADER.size
+    seq = first_seq
+    records: list[Record] = []
+    unpack = RECORD_HEADER.unpack_from
+    hsize = RECORD_HEADER.size
+    crc32 = zlib.crc32
+    while pos < n:
+        reason = ""
+        if n - pos < hsize:
+            reason = "record header truncated"
+        else:
+            magic_r, rtype, _fl, length, rseq, crc = unpack(data, pos)
+            end = pos + hsize + length
+            if magic_r != RECORD_MAGIC:
+                reason = "bad record magic"
+            elif length > MAX_RECORD_BYTES:
+                reason = f"record length {length} too large"
+            elif end > n:
+                reason = "record truncated"
+            elif crc32(mv[pos + hsize : end], crc32(mv[pos : pos + _CRC_SPAN])) != crc:
+                reason = "CRC mismatch"
+        if reason:
+            if is_last and _valid_record_after(data, pos + 1) < 0:
+                return _Segment(first_seq, path, data, records, pos, seq, torn_at=pos)
+            raise FlopexError(f"{path}: corrupt journal record at byte offset {pos}: {reason}")
+        if rtype == RecordType.COMMANDS:
+            if length % CMD_SIZE:
+                raise FlopexError(
+                    f"{path}: command record at byte offset {pos} has length {length},"
+                    f" not a multiple of {CMD_SIZE}"
+                )
+            count = length // CMD_SIZE
+        elif rtype == RecordType.NOTE:
+            count = 0
+        else:
+            raise FlopexError(
+                f"{path}: record type {rtype} at byte offset {pos} is from a newer flopex"
+            )
+        if rseq != seq:
+            raise FlopexError(
+                f"{path}: sequence gap at byte offset {pos}: record has {rseq}, expected {seq}"
+            )
+        records.append(Record(path, pos, rtype, rseq, mv[pos + hsize : end]))
+        seq += count
+        pos = end
+    return _Segment(first_seq, path, data, records, pos, seq)
+
+
+class Journal:
+    """A journal directory opened for reading and (unless ``read_only``) appending.
+
+    Opening validates the last segment and, when writable, truncates a torn tail (logged).
+    ``next_seq`` is the sequence number the next appended command gets. Reading methods
+    validate every record they yield; a defect raises FlopexError (file + byte offset).
+    """
+
+    def __init__(
+        self,
+        journal_dir: str | os.PathLike[str],
+        policy: SyncPolicy | None = None,
+        *,
+        read_only: bool = False,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+    ) -> None:
+        self.dir = Path(journal_dir)
+        self.policy = policy or SyncPolicy()
+        self.read_only = read_only
+        self.segment_bytes = segment_bytes
+        self.torn_tail: tuple[Path, int, int] | None = None  # (file, offset, bytes dropped)
+        self._fd: int | None = None
+        self._seg_size = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_first = 0
+        self._last_sync = time.monotonic_ns()
+        self.unsynced = False
+        if not self.dir.is_dir():
+            if read_only:
+                raise FlopexError(f"{self.dir}: no journal directory")
+            self.dir.mkdir(parents=True)
+        segs = list_segments(self.dir)
+        if not segs:
+            self.next_seq = 1
+            self.committed_seq = 0
+            return
+        first, path = segs[-1]
+        seg = _read_segment(path, first, True, None)
+        if seg.torn_at >= 0:
+            dropped = len(seg.data) - seg.torn_at
+            self.torn_tail = (path, seg.torn_at, dropped)
+            if not read_only:
+                log.warning(
+                    "journal: torn tail in %s at byte offset %d: %d bytes truncated",
+                    path,
+                    seg.torn_at,
+                    dropped,
+                )
+                self._truncate(path, seg.torn_at, first)
+        self.next_seq = seg.next_seq
+        self.committed_seq = self.next_seq - 1
+
+    @staticmethod
+    def _truncate(path: Path, offset: int, first_seq: int) -> None:
+        if offset < SEGMENT_HEADER.size:
+            # the segment never got a complete header: rewrite it
+            with open(path, "r+b") as fh:
+                fh.truncate(0)
+                fh.write(
+                    SEGMENT_HEADER.pack(SEGMENT_MAGIC, JOURNAL_VERSION, 0, CMD_SIZE, first_seq)
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            return
+        with open(path, "r+b") as fh:
+            fh.truncate(offset)
+            os.fsync(fh.fileno())
+
+    # ---- reading ----------------------------------------------------------------------
+
+    @property
+    def segments(self) -> list[Path]:
+        return [p for _, p in list_segments(self.dir)]
+
+    def records(self, from_seq: int = 1) -> Iterator[Record]:
+        """Every valid record whose commands reach ``from_seq`` or later, in order.
+
+        Segments wholly before ``from_seq`` are skipped without reading. A torn tail is
+        not yielded. O(bytes read)."""
+        segs = list_segments(self.dir)
+        start = 0
+        for i in range(len(segs)):
+            if segs[i][0] <= from_seq:
+                start = i
+        expect: int | None = None
+        for i in range(start, len(segs)):
+            first, path = segs[i]
+            seg = _read_segment(path, first, i == len(segs) - 1, expect)
+            expect = seg.next_seq
+            for rec in seg.records:
+                if rec.seq + rec.count > from_seq or (rec.count == 0 and rec.seq >= from_seq):
+                    yield rec
+
+    def batches(
+        self, from_seq: int = 1, to_seq: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_seq, commands)`` for the commands with ``from_seq <= seq <= to_seq``.
+
+        Batches are zero-copy read-only views; the first and last are sliced to the range."""
+        for rec in self.records(from_seq):
+            if rec.rtype != RecordType.COMMANDS:
+                continue
+            cmds = rec.commands()
+            seq = rec.seq
+            if seq < from_seq:
+                cmds = cmds[from_seq - seq :]
+                seq = from_seq
+            if to_seq is not None:
+                if seq > to_seq:
+                    return
+                if seq + len(cmds) - 1 > to_seq:
+                    cmds = cmds[: to_seq - seq + 1]
+            if len(cmds):
+                yield seq, cmds
+
+    def verify_all(self) -> int:
+        """Read and check every segment from the first; returns the number of commands.
+
+        Unlike :meth:`records`, also checks that segments follow each other without gaps."""
+        total = 0
+        for rec in self.records(1):
+            total += rec.count
+        return total
+
+    # ---- writing ----------------------------------------------------------------------
+
+    def append(self, cmds: np.ndarray, first_seq: int | None = None) -> int:
+        """Buffer one batch of commands; returns the sequence number of its first command.
+
+        Nothing reaches the file until :meth:`commit`. If ``first_seq`` is given it must be
+        ``next_seq`` (the sequencer and the journal agree). O(batch bytes)."""
+        if self.read_only:
+            raise RuntimeError("journal opened read-only")
+        if cmds.dtype != COMMAND_DTYPE:
+            raise TypeError("journal.append wants COMMAND_DTYPE records")
+        seq = self.next_seq
+        if first_seq is not None and first_seq != seq:
+            raise ValueError(f"journal expects sequence {seq}, got {first_seq}")
+        if len(cmds) == 0:
+            return seq
+        if not self._pending:
+            self._pending_first = seq
+        rec = encode_record(RecordType.COMMANDS, seq, np.ascontiguousarray(cmds).tobytes())
+        self._pending.append(rec)
+        self._pending_bytes += len(rec)
+        self.next_seq = seq + len(cmds)
+        return seq
+
+    def note(self, payload: bytes) -> None:
+        """Buffer an opaque NOTE record (gateway metadata) at the current position."""
+        if self.read_only:
+            raise RuntimeError("journal opened read-only")
+        if not self._pending:
+            self._pending_first = self.next_seq
+        rec = encode_record(RecordType.NOTE, self.next_seq, payload)
+        self._pending.append(rec)
+        self._pending_bytes += len(rec)
+
+    def commit(self) -> int:
+        """Write everything buffered with one ``write`` (+ one ``fsync`` per the policy).
+
+        Returns the last sequence number written. When this returns, the commands are in
+        the OS (safe from a process crash) and, under ``batch``, on disk."""
+        if self._pending:
+            if self._fd is None or self._seg_size + self._pending_bytes > self.segment_bytes:
+                self._open_segment(self._pending_first)
+            buf = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            assert self._fd is not None
+            view = memoryview(buf)
+            while view:
+                k = os.write(self._fd, view)
+                view = view[k:]
+            self._seg_size += len(buf)
+            self.unsynced = True
+            self.committed_seq = self.next_seq - 1
+        if self.unsynced:
+            mode = self.policy.mode
+            if mode == "batch":
+                self.sync()
+            elif mode == "interval":
+                self.maybe_sync()
+        return self.committed_seq
+
+    def maybe_sync(self) -> bool:
+        """fsync if the interval policy's time is up (call from a timer too). True if synced."""
+        if (
+            self.unsynced
+            and self.policy.mode == "interval"
+            and time.monotonic_ns() - self._last_sync >= self.policy.interval_ms * 1_000_000
+        ):
+            self.sync()
+            return True
+        return False
+
+    def sync(self) -> None:
+        """fsync the current segment now (whatever the policy)."""
+        if self._fd is not None and self.unsynced:
+            os.fsync(self._fd)
+        self.unsynced = False
+        self._last_sync = time.monotonic_ns()
+
+    def _open_segment(self, first_seq: int) -> None:
+        """Open the segment to append to: the newest one while it has room, else a new one."""
+        segs = list_segments(self.dir)
+        if self._fd is None and segs:
+            path = segs[-1][1]
+            size = path.stat().st_size
+            if size + self._pending_bytes <= self.segment_bytes or size <= SEGMENT_HEADER.size:
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+                self._seg_size = size
+                return
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None
+        path = self.dir / segment_name(first_seq)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, SEGMENT_HEADER.pack(SEGMENT_MAGIC, JOURNAL_VERSION, 0, CMD_SIZE, first_seq))
+        if self.policy.mode != "off":
+            os.fsync(fd)
+            fsync_dir(self.dir)
+        self._fd = fd
+        self._seg_size = SEGMENT_HEADER.size
+
+    def close(self) -> None:
+        """Commit anything buffered, fsync (unless the policy is ``off``) and close."""
+        if self.read_only:
+            return
+        self.commit()
+        if self.policy.mode != "off":
+            self.sync()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
