@@ -13,6 +13,10 @@ them::
         accounts: [ACME]           # accounts this login may trade
         throttle_per_second: 5000  # optional
         cancel_on_disconnect: true # optional
+      - username: admin
+        password_hash: "scrypt$..."
+        accounts: []
+        admin: true                # may send Kill Switch and Close Trading Day
 
 Make a hash with ``flopex serve --hash-password`` (reads the password from stdin).
 A password is never stored or logged in clear.
@@ -82,6 +86,7 @@ class Login:
     accounts: frozenset[str]
     throttle_per_second: int = 5000
     cancel_on_disconnect: bool = False
+    admin: bool = False
 
 
 @dataclass
@@ -131,14 +136,14 @@ def parse_access(data: object, source: str = "<access>") -> AccessConfig:
         where = f"{source}: logins[{i}]"
         if not isinstance(lg, dict):
             raise FlopexError(f"{where}: expected a mapping")
-        for key in ("username", "password_hash", "accounts"):
+        for key in ("username", "password_hash"):
             if key not in lg:
                 raise FlopexError(f"{where}: missing '{key}'")
         user = _printable(str(lg["username"]), 6, f"{where}.username")
         if user in cfg.logins:
             raise FlopexError(f"{where}.username: duplicate login {user!r}")
         session = _printable(str(lg.get("session") or user.upper()), 10, f"{where}.session")
-        accounts = frozenset(str(x) for x in lg["accounts"])
+        accounts = frozenset(str(x) for x in (lg.get("accounts") or []))
         for acct in accounts:
             if acct not in cfg.accounts:
                 raise FlopexError(f"{where}.accounts: unknown account {acct!r}")
@@ -154,6 +159,7 @@ def parse_access(data: object, source: str = "<access>") -> AccessConfig:
             accounts,
             throttle,
             bool(lg.get("cancel_on_disconnect", False)),
+            bool(lg.get("admin", False)),
         )
     sessions = [lg.session for lg in cfg.logins.values()]
     if len(set(sessions)) != len(sessions):
@@ -174,19 +180,19 @@ def load_access(path: str | Path) -> AccessConfig:
 
 
 def demo_access(n: int = 2**10) -> tuple[AccessConfig, dict[str, str]]:
-    """Two demo logins (``alice``/``bob``, accounts ``ALICE``/``BOB``) with their passwords.
+    """Demo logins ``alice``/``bob`` (accounts ``ALICE``/``BOB``) and ``admin``, with passwords.
 
     Used by ``flopex serve`` when no access file is given; ``n`` is the scrypt cost.
     """
-    passwords = {"alice": "alice-pw", "bob": "bob-pw"}
+    passwords = {"alice": "alice-pw", "bob": "bob-pw", "admin": "admin-pw"}
     doc = {
         "accounts": [{"name": "ALICE"}, {"name": "BOB"}],
         "logins": [
             {
                 "username": user,
                 "password_hash": hash_password(pw, n=n),
-                "accounts": [user.upper()],
-                "cancel_on_disconnect": False,
+                "accounts": [] if user == "admin" else [user.upper()],
+                "admin": user == "admin",
             }
             for user, pw in passwords.items()
         ],

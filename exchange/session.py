@@ -40,6 +40,7 @@ class OrderRec:
     price: int
     quantity: int  # open (leaves) quantity
     order_id: int = 0  # engine order id, once accepted
+    stop_price: int = 0
     working: bool = False
     session: Session | None = field(default=None, repr=False)
 

@@ -56,8 +56,8 @@ REPLACE_ORDER = Layout(
         F("orig_token", "uint32"),
         F("token", "uint32"),
         F("price", "int64"),
+        F("stop_price", "int64"),
         F("quantity", "uint32"),
-        F("display_quantity", "uint32"),
     ),
 )
 CANCEL_ORDER = Layout(
@@ -151,8 +151,8 @@ REPLACED = Layout(
         F("instrument_id", "uint32"),
         F("side", "char"),
         F("price", "int64"),
+        F("stop_price", "int64"),
         F("quantity", "uint32"),
-        F("display_quantity", "uint32"),
         F("order_id", "uint64"),
     ),
 )
@@ -246,13 +246,13 @@ class EnterOrder(msgspec.Struct, frozen=True):
 
 
 class ReplaceOrder(msgspec.Struct, frozen=True):
-    """Replace Order: new price/quantity for the order entered as ``orig_token``."""
+    """Replace Order: new price, stop price and open quantity for the order ``orig_token``."""
 
     orig_token: int
     token: int
     price: int
     quantity: int
-    display_quantity: int = 0
+    stop_price: int = 0
 
 
 class CancelOrder(msgspec.Struct, frozen=True):
@@ -337,8 +337,8 @@ class Replaced(msgspec.Struct, frozen=True):
     instrument_id: int
     side: int
     price: int
+    stop_price: int
     quantity: int
-    display_quantity: int
     order_id: int
 
 
@@ -467,8 +467,8 @@ def decode_inbound(data: bytes) -> InboundMessage:
         account = _decode_alpha(acct, _OFF["account"], tok, mtype)
         return EnterOrder(tok, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account)
     if mtype == 0x55:  # 'U'
-        _, orig, tok, px, qty, disp = _REPLACE.unpack(data)
-        return ReplaceOrder(orig, tok, px, qty, disp)
+        _, orig, tok, px, stop, qty = _REPLACE.unpack(data)
+        return ReplaceOrder(orig, tok, px, qty, stop)
     if mtype == 0x58:  # 'X'
         return CancelOrder(_CANCEL.unpack(data)[1])
     if mtype == 0x4B:  # 'K'
@@ -531,7 +531,7 @@ def encode_inbound(msg: InboundMessage) -> bytes:
         )
     if isinstance(msg, ReplaceOrder):
         return _REPLACE.pack(
-            b"U", msg.orig_token, msg.token, msg.price, msg.quantity, msg.display_quantity
+            b"U", msg.orig_token, msg.token, msg.price, msg.stop_price, msg.quantity
         )
     if isinstance(msg, CancelOrder):
         return _CANCEL.pack(b"X", msg.token)
@@ -606,11 +606,11 @@ def encode_replaced(
     inst: int,
     side: int,
     px: int,
+    stop: int,
     qty: int,
-    disp: int,
     order_id: int,
 ) -> bytes:
-    return _RPL.pack(b"U", ts, token, orig, inst, _c(side), px, qty, disp, order_id)
+    return _RPL.pack(b"U", ts, token, orig, inst, _c(side), px, stop, qty, order_id)
 
 
 def encode_stop_triggered(ts: int, token: int, inst: int, stop_price: int) -> bytes:
@@ -641,7 +641,7 @@ def encode_outbound(m: OutboundMessage) -> bytes:
     if isinstance(m, Replaced):
         return encode_replaced(
             m.timestamp, m.token, m.orig_token, m.instrument_id, m.side, m.price,
-            m.quantity, m.display_quantity, m.order_id,
+            m.stop_price, m.quantity, m.order_id,
         )  # fmt: skip
     if isinstance(m, StopTriggered):
         return encode_stop_triggered(m.timestamp, m.token, m.instrument_id, m.stop_price)

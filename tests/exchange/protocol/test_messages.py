@@ -52,9 +52,9 @@ def test_enter_order_round_trips(
     assert m.decode_inbound(m.encode_inbound(msg)) == msg
 
 
-@given(orig=u32, token=u32, px=i64, qty=u32, disp=u32)
-def test_replace_round_trips(orig, token, px, qty, disp) -> None:
-    msg = m.ReplaceOrder(orig, token, px, qty, disp)
+@given(orig=u32, token=u32, px=i64, qty=u32, stop=i64)
+def test_replace_round_trips(orig, token, px, qty, stop) -> None:
+    msg = m.ReplaceOrder(orig, token, px, qty, stop)
     assert m.decode_inbound(m.encode_inbound(msg)) == msg
 
 
@@ -156,7 +156,7 @@ OUTBOUND_SAMPLES: list[m.OutboundMessage] = [
     m.Rejected(1, 2, ord("O"), RejectCode.THROTTLED, 0),
     m.Executed(1, 2, 12612, 83, 601, 3, 77, ord("A"), 2),
     m.Canceled(1, 2, 12612, 66, 5, ord("U")),
-    m.Replaced(1, 3, 2, 12612, 66, 602, 4, 0, 99),
+    m.Replaced(1, 3, 2, 12612, 66, 602, 0, 4, 99),
     m.StopTriggered(1, 2, 12612, 590),
     m.MassCancelDone(1, 4, 17),
     m.TradingStatus(1, 12612, ord("T")),

@@ -1,0 +1,226 @@
+"""One TCP connection speaking SoupBinTCP 4.0 (server side), as an asyncio ``Protocol``.
+
+The connection owns framing, login, heartbeats bookkeeping and the outbound byte buffer;
+everything else is the :class:`~exchange.gateway.Gateway`'s. A broken frame, an unknown
+packet type or a protocol violation disconnects this connection only (and is logged);
+nothing a client sends can raise out of ``data_received``.
+
+Outbound data is coalesced: ``send`` appends to a list and the gateway calls
+``drain_out`` once per batch, one ``transport.write`` per connection. A connection whose
+transport buffer grows beyond ``max_outbound`` bytes is a slow consumer: it is
+disconnected; its session keeps every message, so a re-login replays what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from exchange.gateway import Gateway
+from exchange.protocol import soupbintcp as soup
+from exchange.session import ReplayGap, Session
+
+log = logging.getLogger("flopex.gateway")
+
+_L, _U, _R, _O, _DEBUG = (ord(c) for c in "LURO+")
+
+
+class SoupServerConnection(asyncio.Protocol):
+    """Server side of one SoupBinTCP connection."""
+
+    def __init__(self, gateway: Gateway, registry: set, max_outbound: int) -> None:
+        self.gateway = gateway
+        self.registry = registry
+        self.max_outbound = max_outbound
+        self.transport: asyncio.Transport | None = None
+        self.decoder = soup.FrameDecoder(max_packet=soup.MAX_INBOUND_PACKET)
+        self.session: Session | None = None
+        self.peer = "?"
+        self._out: list[bytes] = []
+        self.last_recv = self.last_sent = time.monotonic()
+        self.closing = False
+
+    # --- asyncio callbacks -------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.registry.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+        self.closing = True
+        s = self.session
+        if s is not None and s.sink is self:
+            s.sink = None
+            self.session = None
+            log.info("session %s disconnected (%s)", s.name, self.peer)
+            if s.login.cancel_on_disconnect and not self.gateway.closed:
+                from exchange.protocol.codes import WireCancelReason
+
+                self.gateway.cancel_all(s, WireCancelReason.DISCONNECT.value)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_recv = time.monotonic()
+        try:
+            packets = self.decoder.feed(data)
+        except soup.FramingError as exc:
+            self.disconnect(f"broken frame: {exc}")
+            return
+        for ptype, payload in packets:
+            if self.closing:
+                return
+            if self.session is not None:
+                if ptype == _U:
+                    self.gateway.on_message(self.session, payload)
+                elif ptype in (_R, _DEBUG):
+                    pass
+                elif ptype == _O:
+                    self.disconnect("logout", level=logging.INFO)
+                else:
+                    self.disconnect(f"unexpected packet type {ptype:#04x} after login")
+            elif ptype == _L:
+                self._login(payload)
+            elif ptype == _DEBUG:
+                pass
+            else:
+                self.disconnect(f"packet type {ptype:#04x} before login")
+
+    # --- login -------------------------------------------------------------------------
+    def _login(self, payload: bytes) -> None:
+        try:
+            req = soup.parse_login_request(payload)
+        except ValueError as exc:
+            self.disconnect(f"bad login request: {exc}")
+            return
+        gw = self.gateway
+        login = gw.access.authenticate(req.username, req.password)
+        if login is None:
+            log.warning("login rejected (not authorised) for %r from %s", req.username, self.peer)
+            self._refuse(soup.REJECT_NOT_AUTHORIZED)
+            return
+        s = gw.session_for(login)
+        if (
+            gw.closed
+            or (s.sink is not None)
+            or (req.requested_session and req.requested_session != s.name)
+        ):
+            log.warning("login rejected (session unavailable) for %r", req.username)
+            self._refuse(soup.REJECT_SESSION_NOT_AVAILABLE)
+            return
+        gw.flush()  # everything already decided for this session is in its store
+        want = req.requested_sequence
+        start = s.next_seq if want == 0 or want > s.next_seq else want
+        try:
+            replay = s.replay_from(start)
+        except ReplayGap as exc:
+            log.warning("login rejected for %r: %s", req.username, exc)
+            self._refuse(soup.REJECT_SESSION_NOT_AVAILABLE)
+            return
+        self.session = s
+        self._out.append(soup.login_accepted(s.name, start))
+        self._out.extend(replay)
+        s.sink = self
+        log.info("session %s logged in from %s (replay %d)", s.name, self.peer, len(replay))
+        gw.send_initial_status(s)
+        self.drain_out()
+
+    def _refuse(self, reason: bytes) -> None:
+        self._out.append(soup.login_rejected(reason))
+        self.drain_out()
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    # --- output ------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        """Queue bytes for this connection; written at the end of the gateway batch."""
+        out = self._out
+        if not out:
+            self.gateway.mark_dirty(self)
+        out.append(data)
+
+    def drain_out(self) -> None:
+        """Write everything queued in one call; disconnect a consumer too slow to drain."""
+        out = self._out
+        if not out or self.transport is None or self.transport.is_closing():
+            out.clear()
+            return
+        self._out = []
+        self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+        self.last_sent = time.monotonic()
+        if self.transport.get_write_buffer_size() > self.max_outbound:
+            self.disconnect(
+                f"slow consumer: {self.transport.get_write_buffer_size()} bytes not drained",
+                abort=True,
+            )
+
+    def disconnect(self, why: str, level: int = logging.WARNING, abort: bool = False) -> None:
+        """Close this connection only, logging why."""
+        name = self.session.name if self.session is not None else "-"
+        log.log(level, "disconnecting %s session %s: %s", self.peer, name, why)
+        self.closing = True
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+    def end_of_session(self) -> None:
+        """Send End of Session and close (the trading day is over)."""
+        self.drain_out()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(soup.END_OF_SESSION_PACKET)
+            self.transport.close()
+        self.closing = True
+
+    def tick(self, now: float) -> None:
+        """Heartbeat duty, called about every 0.25 s: send one after 1 s idle; 15 s silence
+        from the client closes the connection."""
+        if now - self.last_recv > soup.TIMEOUT_S:
+            self.disconnect("heartbeat timeout")
+            return
+        if self.session is not None and now - self.last_sent >= soup.HEARTBEAT_INTERVAL_S:
+            self._out.append(soup.SERVER_HEARTBEAT_PACKET)
+            self.drain_out()
+
+
+async def serve_gateway(
+    gateway: Gateway,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_outbound: int = 8 << 20,
+    tick_s: float = 0.25,
+) -> tuple[asyncio.Server, asyncio.Task, set]:
+    """Start listening; returns ``(server, heartbeat task, live connections)``.
+
+    The gateway's flushes are scheduled on the running loop (one per loop iteration).
+    """
+    loop = asyncio.get_running_loop()
+    gateway.schedule = loop.call_soon
+    conns: set[SoupServerConnection] = set()
+
+    def on_close() -> None:
+        for c in list(conns):
+            c.end_of_session()
+
+    gateway.on_close.append(on_close)
+    server = await loop.create_server(
+        lambda: SoupServerConnection(gateway, conns, max_outbound), host, port
+    )
+
+    async def heartbeats() -> None:
+        while True:
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
+            for c in list(conns):
+                try:
+                    c.tick(now)
+                except Exception:  # a heartbeat must never take the server down
+                    log.exception("heartbeat failed for %s", c.peer)
+
+    task = asyncio.create_task(heartbeats())
+    return server, task, conns

@@ -1,0 +1,608 @@
+"""The order-entry gateway: sessions in, one sequencer, the engine, replies and the trade log.
+
+Flow of one inbound message (``Gateway.on_message``): throttle -> token check -> decode and
+field checks -> account permission -> pre-trade risk (reserving quantity) -> a command row
+appended to the pending batch. Gateway-level rejects are queued in the same batch, in
+arrival order, so a session always sees its replies in the order it sent its requests.
+
+The pending batch is flushed once per event-loop iteration (``loop.call_soon``): every
+command that arrived in that iteration goes through the engine's batch kernel together.
+Each batch slot (engine command or gateway reply) gets its own sequencer timestamp, so the
+events coming back are matched to their command by ``timestamp - base`` in O(1).
+
+Outbound messages are appended to the session's store (kept for replay) and written to the
+live connection, coalesced into one ``write`` per connection per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from contracts.calendar import Contract
+from exchange.auth import AccessConfig, Login
+from exchange.engine.abi import CmdType, EventType, InstrumentStatus
+from exchange.protocol import messages as m
+from exchange.protocol.codes import RejectCode, WireCancelReason, WireOrderType, WireSide
+from exchange.protocol.engine_map import (
+    CANCEL_REASON_TO_WIRE,
+    ORDER_TYPE_TO_ENGINE,
+    SIDE_TO_ENGINE,
+    SMP_TO_ENGINE,
+    STATUS_TO_WIRE,
+    TIF_TO_ENGINE,
+    reject_to_wire,
+)
+from exchange.protocol.soupbintcp import sequenced
+from exchange.risk import RiskChecker
+from exchange.sequencer import Sequencer
+from exchange.session import OrderRec, Session
+from exchange.tradelog import TradeLog, write_close_record
+
+log = logging.getLogger("flopex.gateway")
+
+_BUY = WireSide.BUY.value
+_STOP_TYPES = (WireOrderType.STOP.value, WireOrderType.STOP_LIMIT.value)
+_LIMIT_TYPES = (WireOrderType.LIMIT.value, WireOrderType.STOP_LIMIT.value)
+
+# command kinds in the batch context
+_K_NEW, _K_CANCEL, _K_REPLACE, _K_SWEEP, _K_STATUS, _K_LOCAL = range(6)
+
+_E_ACCEPTED = int(EventType.ACCEPTED)
+_E_REJECTED = int(EventType.REJECTED)
+_E_TRADE = int(EventType.TRADE)
+_E_CANCELLED = int(EventType.CANCELLED)
+_E_REPLACED = int(EventType.REPLACED)
+_E_STOP = int(EventType.STOP_TRIGGERED)
+_E_LEVEL = int(EventType.LEVEL)
+_E_STATUS = int(EventType.STATUS)
+_E_DONE = int(EventType.MASS_CANCEL_DONE)
+
+
+def _row(
+    cmd_type: int,
+    user_ref: int = 0,
+    token: int = 0,
+    order_id: int = 0,
+    price: int = 0,
+    stop: int = 0,
+    qty: int = 0,
+    display: int = 0,
+    min_qty: int = 0,
+    inst: int = 0,
+    account: int = 0,
+    smp_group: int = 0,
+    side: int = 0,
+    order_type: int = 0,
+    tif: int = 0,
+    smp: int = 0,
+    status: int = 0,
+) -> tuple:
+    """One command tuple in ``COMMAND_DTYPE`` field order (timestamp stamped later)."""
+    return (
+        0, user_ref, token, order_id, price, stop, qty, display, min_qty, 0,
+        inst, account, smp_group, cmd_type, side, order_type, tif, smp, 0, status, 0,
+    )  # fmt: skip
+
+
+class _Counter:
+    """Mutable count filled in by events, read when the reply is written."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class Gateway:
+    """Sessions, risk, sequencer and engine, trade log: everything but the sockets."""
+
+    def __init__(
+        self,
+        access: AccessConfig,
+        contracts: list[Contract],
+        trade_date: dt.date,
+        sequencer: Sequencer,
+        risk: RiskChecker,
+        data_dir: Path | None = None,
+        replay_limit: int = 1_000_000,
+        schedule: Callable[[Callable[[], None]], Any] | None = None,
+    ) -> None:
+        self.access = access
+        self.contracts = {c.instrument_id: c for c in contracts}
+        self.trade_date = trade_date
+        self.sequencer = sequencer
+        self.risk = risk
+        self.data_dir = data_dir
+        self.tradelog = TradeLog(data_dir, trade_date, contracts) if data_dir else None
+        self.replay_limit = replay_limit
+        self.schedule = schedule  # loop.call_soon; None = flush synchronously
+        self.sessions: dict[str, Session] = {}
+        self.account_names = {a.account_id: a.name for a in access.accounts.values()}
+        for a in access.accounts.values():
+            if a.max_order_notional_minor:
+                risk.account_max_notional[a.account_id] = a.max_order_notional_minor
+        self.orders: dict[int, OrderRec] = {}  # user_ref -> order
+        self._next_ref = 1
+        self.status: dict[int, int] = {iid: int(InstrumentStatus.OPEN) for iid in self.contracts}
+        self.levels: dict[int, tuple[dict[int, int], dict[int, int]]] = {
+            iid: ({}, {}) for iid in self.contracts
+        }
+        self.closed = False
+        self.close_path: Path | None = None
+        self.on_close: list[Callable[[], None]] = []
+        # pending batch
+        self._entries: list[tuple] = []
+        self._rows: list[tuple] = []
+        self._slots: list[int] = []
+        self._scheduled = False
+        self._dirty: set = set()
+
+    # --- sessions ----------------------------------------------------------------------
+    def session_for(self, login: Login) -> Session:
+        """The login's session for the day (created on first use)."""
+        s = self.sessions.get(login.session)
+        if s is None:
+            s = self.sessions[login.session] = Session(login, self.replay_limit)
+        return s
+
+    def send_initial_status(self, s: Session) -> None:
+        """On a session's first login: one Trading Status per listed instrument."""
+        if s.status_sent:
+            return
+        s.status_sent = True
+        ts = self.sequencer.reserve(1)
+        for iid in self.contracts:
+            s.append(sequenced(m.encode_trading_status(ts, iid, STATUS_TO_WIRE[self.status[iid]])))
+
+    def mark_dirty(self, conn: Any) -> None:
+        """A connection has output buffered; it is written at the end of the batch."""
+        self._dirty.add(conn)
+
+    # --- batch plumbing ----------------------------------------------------------------
+    def _push(self, kind: int, row: tuple | None, *ctx: Any) -> None:
+        entries = self._entries
+        if row is not None:
+            self._slots.append(len(entries))
+            self._rows.append(row)
+        entries.append((kind, *ctx))
+        if not self._scheduled:
+            self._scheduled = True
+            if self.schedule is not None:
+                self.schedule(self.flush)
+
+    def _reply(self, s: Session, build: Callable[[int], bytes]) -> None:
+        """Queue a gateway reply (``build(ts)`` -> message) in the batch order."""
+        self._push(_K_LOCAL, None, s, build)
+
+    def _reject(self, s: Session, token: int, request: int, code: int, offset: int = 0) -> None:
+        self._reply(s, lambda ts: m.encode_rejected(ts, token, request, code, offset))
+
+    def flush(self) -> None:
+        """Run the pending batch through the sequencer and deliver every reply. O(batch)."""
+        self._scheduled = False
+        entries = self._entries
+        if not entries:
+            return
+        rows, slots = self._rows, self._slots
+        self._entries, self._rows, self._slots = [], [], []
+        base, events = self.sequencer.submit(rows, slots, len(entries))
+        li = 0
+        for ev in events:
+            k = ev[1] - base
+            while li < k:
+                e = entries[li]
+                if e[0] == _K_LOCAL:
+                    e[1].append(sequenced(e[2](base + li)))
+                li += 1
+            self._on_event(ev, entries[k])
+        n = len(entries)
+        while li < n:
+            e = entries[li]
+            if e[0] == _K_LOCAL:
+                e[1].append(sequenced(e[2](base + li)))
+            li += 1
+        self.sequencer.events += len(events)
+        if self.tradelog is not None:
+            self.tradelog.flush()
+        if self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                conn.drain_out()
+
+    # --- inbound -----------------------------------------------------------------------
+    def on_message(self, s: Session, data: bytes) -> None:
+        """Handle one inbound application message from session ``s`` (never raises)."""
+        if not s.throttle.allow():
+            tok = int.from_bytes(data[1:5], "big") if len(data) >= 5 else 0
+            self._reject(s, tok, data[0] if data else 0, RejectCode.THROTTLED)
+            return
+        try:
+            msg = m.decode_inbound(data)
+        except m.MessageError as exc:
+            self._reject(s, exc.token, exc.request, exc.code, exc.offset)
+            return
+        if type(msg) is m.EnterOrder:
+            self._enter(s, msg)
+        elif type(msg) is m.CancelOrder:
+            self._cancel(s, msg)
+        elif type(msg) is m.ReplaceOrder:
+            self._replace(s, msg)
+        elif type(msg) is m.MassCancel:
+            self._mass_cancel(s, msg)
+        elif type(msg) is m.KillSwitch:
+            self._kill_switch(s, msg)
+        elif type(msg) is m.CloseDay:
+            if not s.login.admin:
+                self._reject(s, msg.token, ord("Z"), RejectCode.NOT_ADMIN)
+            elif s.take_token(msg.token):
+                self.close_day(s, msg.token)
+            else:
+                self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
+
+    def _enter(self, s: Session, o: m.EnterOrder) -> None:
+        tok = o.token
+        if not s.take_token(tok):
+            self._reject(s, tok, 0x4F, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
+        code, off = self._validate_enter(s, o)
+        if code:
+            self._reject(s, tok, 0x4F, code, off)
+            return
+        account = self.access.accounts[o.account].account_id
+        risk_code = self.risk.check(
+            account, o.instrument_id, o.side, o.order_type, o.price, o.stop_price, o.quantity
+        )
+        if risk_code is not None:
+            self._reject(s, tok, 0x4F, risk_code)
+            return
+        self.risk.reserve(account, o.instrument_id, o.side, o.quantity)
+        ref = self._next_ref
+        self._next_ref = ref + 1
+        rec = OrderRec(ref, tok, account, o.instrument_id, o.side, o.price, o.quantity)
+        rec.stop_price = o.stop_price
+        rec.session = s
+        self.orders[ref] = rec
+        s.orders[tok] = rec
+        row = _row(
+            CmdType.NEW, ref, tok, 0, o.price, o.stop_price, o.quantity, o.display_quantity,
+            o.min_quantity, o.instrument_id, account, o.smp_group, SIDE_TO_ENGINE[o.side],
+            ORDER_TYPE_TO_ENGINE[o.order_type], TIF_TO_ENGINE[o.time_in_force],
+            SMP_TO_ENGINE[o.smp_instruction],
+        )  # fmt: skip
+        self._push(_K_NEW, row, rec, o)
+
+    def _validate_enter(self, s: Session, o: m.EnterOrder) -> tuple[int, int]:
+        acct = self.access.accounts.get(o.account)
+        if acct is None or o.account not in s.login.accounts:
+            return RejectCode.ACCOUNT_NOT_PERMITTED, 45
+        if self.closed:
+            return RejectCode.MARKET_CLOSED, 0
+        if o.quantity == 0:
+            return RejectCode.BAD_QUANTITY, 20
+        if o.display_quantity > o.quantity:
+            return RejectCode.BAD_DISPLAY_QUANTITY, 24
+        if o.min_quantity > o.quantity:
+            return RejectCode.BAD_MIN_QUANTITY, 36
+        is_stop = o.order_type in _STOP_TYPES
+        if is_stop != (o.stop_price != 0):
+            return RejectCode.BAD_STOP_PRICE, 28
+        if o.order_type in _LIMIT_TYPES and o.price <= 0:
+            return RejectCode.BAD_PRICE, 12
+        if o.instrument_id not in self.contracts:
+            return RejectCode.UNKNOWN_INSTRUMENT, 5
+        return 0, 0
+
+    def _needs_order_id(self, recs: list[OrderRec]) -> None:
+        """Orders still waiting in the pending batch get their engine id by flushing now."""
+        if any(r.order_id == 0 for r in recs):
+            self.flush()
+
+    def _cancel(self, s: Session, c: m.CancelOrder, reason: int = 0) -> None:
+        rec = s.orders.get(c.token)
+        if rec is None:
+            self._reject(s, c.token, 0x58, RejectCode.UNKNOWN_TOKEN, 1)
+            return
+        self._needs_order_id([rec])
+        if s.orders.get(c.token) is not rec:  # done while flushing
+            self._reject(s, c.token, 0x58, RejectCode.ORDER_NOT_WORKING, 1)
+            return
+        self._push(
+            _K_CANCEL,
+            _row(CmdType.CANCEL, rec.ref, c.token, rec.order_id, account=rec.account_id),
+            rec,
+            reason,
+        )
+
+    def _replace(self, s: Session, r: m.ReplaceOrder) -> None:
+        rec = s.orders.get(r.orig_token)
+        if not s.take_token(r.token):
+            self._reject(s, r.token, 0x55, RejectCode.TOKEN_NOT_INCREASING, 5)
+            return
+        if rec is None:
+            self._reject(s, r.token, 0x55, RejectCode.UNKNOWN_TOKEN, 1)
+            return
+        if r.quantity == 0:
+            self._reject(s, r.token, 0x55, RejectCode.BAD_QUANTITY, 25)
+            return
+        self._needs_order_id([rec])
+        if s.orders.get(r.orig_token) is not rec:
+            self._reject(s, r.token, 0x55, RejectCode.ORDER_NOT_WORKING, 1)
+            return
+        stop = r.stop_price or rec.stop_price
+        otype = ord("T") if rec.stop_price and rec.price else ord("S") if rec.stop_price else 0
+        otype = otype or ord("L")
+        increase = r.quantity - rec.quantity
+        code = self.risk.check(
+            rec.account_id, rec.instrument_id, rec.side, otype, r.price, stop, r.quantity,
+            added_qty=max(increase, 0),
+        )  # fmt: skip
+        if code is not None:
+            self._reject(s, r.token, 0x55, code)
+            return
+        if increase > 0:
+            self.risk.reserve(rec.account_id, rec.instrument_id, rec.side, increase)
+        row = _row(
+            CmdType.REPLACE, rec.ref, r.token, rec.order_id, r.price, stop, r.quantity,
+            account=rec.account_id,
+        )  # fmt: skip
+        self._push(_K_REPLACE, row, rec, (r, max(increase, 0), stop))
+
+    def _mass_cancel(self, s: Session, mc: m.MassCancel) -> None:
+        if not s.take_token(mc.token):
+            self._reject(s, mc.token, 0x43, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
+        recs = [
+            r
+            for r in s.orders.values()
+            if (mc.instrument_id in (0, r.instrument_id)) and (mc.side in (32, r.side))
+        ]
+        self._needs_order_id(recs)
+        counter = _Counter()
+        for r in recs:
+            if s.orders.get(r.token) is r:
+                self._push(
+                    _K_CANCEL,
+                    _row(CmdType.CANCEL, r.ref, 0, r.order_id, account=r.account_id),
+                    r,
+                    WireCancelReason.MASS_CANCEL.value,
+                    counter,
+                )
+        tok = mc.token
+        self._reply(s, lambda ts: m.encode_mass_cancel_done(ts, tok, counter.n))
+
+    def cancel_all(self, s: Session, reason: int) -> None:
+        """Cancel every working order of ``s`` (cancel-on-disconnect), reason ``reason``."""
+        recs = list(s.orders.values())
+        if not recs:
+            return
+        self._needs_order_id(recs)
+        for r in recs:
+            if s.orders.get(r.token) is r:
+                self._push(
+                    _K_CANCEL,
+                    _row(CmdType.CANCEL, r.ref, 0, r.order_id, account=r.account_id),
+                    r,
+                    reason,
+                )
+
+    def _kill_switch(self, s: Session, k: m.KillSwitch) -> None:
+        if not s.login.admin:
+            self._reject(s, k.token, 0x4B, RejectCode.NOT_ADMIN)
+            return
+        if not s.take_token(k.token):
+            self._reject(s, k.token, 0x4B, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
+        acct = self.access.accounts.get(k.account)
+        if acct is None:
+            self._reject(s, k.token, 0x4B, RejectCode.ACCOUNT_NOT_PERMITTED, 5)
+            return
+        tok = k.token
+        if k.action == ord("U"):
+            self.risk.blocked.discard(acct.account_id)
+            log.warning("kill switch: account %s unblocked", acct.name)
+            self._reply(s, lambda ts: m.encode_mass_cancel_done(ts, tok, 0))
+            return
+        self.kill_account(acct.account_id, s, tok)
+
+    def kill_account(self, account_id: int, admin: Session | None = None, token: int = 0) -> None:
+        """Block ``account_id`` and cancel all its working orders (engine MASS_CANCEL)."""
+        self.risk.blocked.add(account_id)
+        log.warning("kill switch: account %s blocked", self.account_names.get(account_id))
+        self._push(
+            _K_SWEEP,
+            _row(CmdType.MASS_CANCEL, account=account_id),
+            WireCancelReason.KILL_SWITCH.value,
+            admin,
+            token,
+        )
+
+    # --- the close -------------------------------------------------------------------
+    def best(self, iid: int) -> tuple[int | None, int, int | None, int]:
+        """(best bid, its visible qty, best ask, its visible qty) from the level events."""
+        bids, asks = self.levels[iid]
+        b = max(bids) if bids else None
+        a = min(asks) if asks else None
+        return b, bids.get(b, 0) if b is not None else 0, a, asks.get(a, 0) if a is not None else 0
+
+    def close_day(self, admin: Session | None = None, token: int = 0) -> Path | None:
+        """Close the trading day: close record, expire day orders, status closed, End of Session.
+
+        Idempotent: a second call does nothing. Returns the close record's path (None
+        without a data directory).
+        """
+        if self.closed:
+            if admin is not None:
+                self._reply(admin, lambda ts: m.encode_mass_cancel_done(ts, token, 0))
+                self.flush()
+            return self.close_path
+        self.flush()
+        close_ts = self.sequencer.reserve(1)
+        tops = [(c, *self.best(iid)) for iid, c in self.contracts.items()]
+        if self.data_dir is not None:
+            self.close_path = write_close_record(self.data_dir, self.trade_date, close_ts, tops)
+        self.closed = True
+        self._push(
+            _K_SWEEP,
+            _row(CmdType.SESSION_CLOSE),
+            WireCancelReason.SESSION_END.value,
+            admin,
+            token,
+        )
+        for iid in self.contracts:
+            self._push(
+                _K_STATUS, _row(CmdType.SET_STATUS, inst=iid, status=InstrumentStatus.CLOSED)
+            )
+        self.flush()
+        log.warning("trading day %s closed; close record %s", self.trade_date, self.close_path)
+        for cb in self.on_close:
+            cb()
+        return self.close_path
+
+    # --- events ------------------------------------------------------------------------
+    def _on_event(self, ev: tuple, ctx: tuple) -> None:
+        et = ev[0]
+        if et == _E_TRADE:
+            self._on_trade(ev)
+        elif et == _E_LEVEL:
+            book = self.levels[ev[5]][0 if ev[7] == 1 else 1]
+            if ev[10]:
+                book[ev[9]] = ev[10]
+            else:
+                book.pop(ev[9], None)
+        elif et == _E_ACCEPTED:
+            rec = self.orders.get(ev[2])
+            if rec is None:
+                return
+            rec.order_id = ev[4]
+            rec.working = True
+            o = ctx[2]
+            rec.session.append(
+                sequenced(
+                    m._ACC.pack(
+                        b"A", ev[1], o.token, o.instrument_id, bytes((o.side,)),
+                        bytes((o.order_type,)), bytes((o.time_in_force,)), o.price, o.quantity,
+                        o.display_quantity, o.stop_price, o.min_quantity, o.smp_group,
+                        bytes((o.smp_instruction,)), m._alpha(o.account, m.ACCOUNT_WIDTH), ev[4],
+                    )
+                )
+            )  # fmt: skip
+        elif et == _E_CANCELLED:
+            self._on_cancelled(ev, ctx)
+        elif et == _E_REJECTED:
+            self._on_rejected(ev, ctx)
+        elif et == _E_REPLACED:
+            rec = self.orders.get(ev[2])
+            if rec is None:
+                return
+            r, _increase, stop = ctx[2]
+            s = rec.session
+            decrease = rec.quantity - ev[11]
+            if decrease > 0:
+                self.risk.release(rec.account_id, rec.instrument_id, rec.side, decrease)
+            if s.orders.get(rec.token) is rec:
+                del s.orders[rec.token]
+            rec.token = r.token
+            s.orders[r.token] = rec
+            rec.price, rec.quantity, rec.stop_price = r.price, ev[11], stop
+            s.append(
+                sequenced(
+                    m.encode_replaced(
+                        ev[1], r.token, r.orig_token, rec.instrument_id, rec.side, ev[9],
+                        stop if rec.stop_price else 0, ev[11], ev[4],
+                    )
+                )
+            )  # fmt: skip
+        elif et == _E_STOP:
+            rec = self.orders.get(ev[2])
+            if rec is not None:
+                rec.session.append(
+                    sequenced(
+                        m.encode_stop_triggered(ev[1], rec.token, rec.instrument_id, rec.stop_price)
+                    )
+                )
+        elif et == _E_STATUS:
+            iid, state = ev[5], ev[10]
+            self.status[iid] = state
+            wire = STATUS_TO_WIRE[state]
+            for s in self.sessions.values():
+                if s.status_sent:
+                    s.append(sequenced(m.encode_trading_status(ev[1], iid, wire)))
+        elif et == _E_DONE and ctx[0] == _K_SWEEP and ctx[2] is not None:
+            tok, n = ctx[3], ev[10]
+            ctx[2].append(sequenced(m.encode_mass_cancel_done(ev[1], tok, n)))
+
+    def _on_trade(self, ev: tuple) -> None:
+        rec = self.orders.get(ev[2])
+        if rec is None:
+            return
+        qty, leaves, side = ev[10], ev[11], rec.side
+        aggressor = ev[8] == ev[7]
+        rec.session.append(
+            sequenced(
+                m.encode_executed(
+                    ev[1], rec.token, rec.instrument_id, side, ev[9], qty, ev[12],
+                    0x52 if aggressor else 0x41, leaves,
+                )
+            )
+        )  # fmt: skip
+        self.risk.on_fill(rec.account_id, rec.instrument_id, side, qty)
+        rec.quantity = leaves
+        if self.tradelog is not None:
+            self.tradelog.fill(
+                self.sequencer.events + 1, ev[1], ev[12], rec.instrument_id,
+                self.account_names[rec.account_id], side == _BUY, ev[9], qty, aggressor,
+            )  # fmt: skip
+            self.sequencer.events += 1
+        if leaves == 0:
+            self._forget(rec)
+
+    def _forget(self, rec: OrderRec) -> None:
+        self.orders.pop(rec.ref, None)
+        s = rec.session
+        if s.orders.get(rec.token) is rec:
+            del s.orders[rec.token]
+
+    def _on_cancelled(self, ev: tuple, ctx: tuple) -> None:
+        rec = self.orders.get(ev[2])
+        if rec is None:
+            return
+        kind = ctx[0]
+        if kind == _K_CANCEL and ctx[1] is rec and ctx[2]:
+            reason = ctx[2]
+            if len(ctx) > 3:
+                ctx[3].n += 1
+        elif kind == _K_SWEEP:
+            reason = ctx[1]
+        else:
+            reason = CANCEL_REASON_TO_WIRE[ev[13]]
+        self.risk.release(rec.account_id, rec.instrument_id, rec.side, rec.quantity)
+        rec.session.append(
+            sequenced(
+                m.encode_canceled(ev[1], rec.token, rec.instrument_id, rec.side, ev[10], reason)
+            )
+        )
+        self._forget(rec)
+
+    def _on_rejected(self, ev: tuple, ctx: tuple) -> None:
+        kind = ctx[0]
+        code = reject_to_wire(ev[13])
+        if kind == _K_NEW:
+            rec = ctx[1]
+            self.risk.release(rec.account_id, rec.instrument_id, rec.side, rec.quantity)
+            self._forget(rec)
+            rec.session.append(sequenced(m.encode_rejected(ev[1], rec.token, 0x4F, code)))
+        elif kind == _K_REPLACE:
+            rec, (r, increase, _) = ctx[1], ctx[2]
+            if increase:
+                self.risk.release(rec.account_id, rec.instrument_id, rec.side, increase)
+            rec.session.append(sequenced(m.encode_rejected(ev[1], r.token, 0x55, code)))
+        elif kind == _K_CANCEL:
+            rec = ctx[1]
+            if not ctx[2]:  # a client's Cancel Order
+                rec.session.append(sequenced(m.encode_rejected(ev[1], rec.token, 0x58, code)))
+        else:
+            log.error("engine rejected an admin command: reason %s", ev[13])
