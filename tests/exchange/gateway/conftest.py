@@ -78,7 +78,10 @@ Scenario = Callable[[Live], Awaitable[None]]
 def run_live(tmp_path: Path, scenario: Scenario, max_outbound: int = 8 << 20, **kw: Any) -> Gateway:
     """Start a gateway, run ``scenario(live)``, stop; returns the gateway for inspection."""
 
+    errors: list[dict] = []
+
     async def main() -> Gateway:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
         gw = build_gateway(ACCESS, TRADE_DATE, data_dir=tmp_path, **kw)
         server, hb, conns = await serve_gateway(gw, "127.0.0.1", 0, max_outbound=max_outbound)
         port = server.sockets[0].getsockname()[1]
@@ -93,7 +96,9 @@ def run_live(tmp_path: Path, scenario: Scenario, max_outbound: int = 8 << 20, **
             await asyncio.sleep(0)
         return gw
 
-    return uvloop.run(main())
+    gw = uvloop.run(main())
+    assert not errors, f"the gateway raised inside the event loop: {errors[0]}"
+    return gw
 
 
 @pytest.fixture
