@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 from exchange.gateway import Gateway
@@ -29,7 +30,10 @@ _L, _U, _R, _O, _DEBUG = (ord(c) for c in "LURO+")
 class SoupServerConnection(asyncio.Protocol):
     """Server side of one SoupBinTCP connection."""
 
-    def __init__(self, gateway: Gateway, registry: set, max_outbound: int) -> None:
+    def __init__(
+        self, gateway: Gateway, registry: set, max_outbound: int, sndbuf: int | None = None
+    ) -> None:
+        self.sndbuf = sndbuf
         self.gateway = gateway
         self.registry = registry
         self.max_outbound = max_outbound
@@ -46,6 +50,11 @@ class SoupServerConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.sndbuf:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         self.registry.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -194,8 +203,12 @@ async def serve_gateway(
     port: int = 0,
     max_outbound: int = 8 << 20,
     tick_s: float = 0.25,
+    sndbuf: int | None = None,
 ) -> tuple[asyncio.Server, asyncio.Task, set]:
     """Start listening; returns ``(server, heartbeat task, live connections)``.
+
+    ``max_outbound`` bounds each connection's user-space output buffer (bytes) before it
+    counts as a slow consumer; ``sndbuf`` optionally caps the kernel send buffer too.
 
     The gateway's flushes are scheduled on the running loop (one per loop iteration).
     """
@@ -209,7 +222,7 @@ async def serve_gateway(
 
     gateway.on_close.append(on_close)
     server = await loop.create_server(
-        lambda: SoupServerConnection(gateway, conns, max_outbound), host, port
+        lambda: SoupServerConnection(gateway, conns, max_outbound, sndbuf), host, port
     )
 
     async def heartbeats() -> None:

@@ -75,7 +75,13 @@ class Live:
 Scenario = Callable[[Live], Awaitable[None]]
 
 
-def run_live(tmp_path: Path, scenario: Scenario, max_outbound: int = 8 << 20, **kw: Any) -> Gateway:
+def run_live(
+    tmp_path: Path,
+    scenario: Scenario,
+    max_outbound: int = 8 << 20,
+    sndbuf: int | None = None,
+    **kw: Any,
+) -> Gateway:
     """Start a gateway, run ``scenario(live)``, stop; returns the gateway for inspection."""
 
     errors: list[dict] = []
@@ -83,7 +89,9 @@ def run_live(tmp_path: Path, scenario: Scenario, max_outbound: int = 8 << 20, **
     async def main() -> Gateway:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
         gw = build_gateway(ACCESS, TRADE_DATE, data_dir=tmp_path, **kw)
-        server, hb, conns = await serve_gateway(gw, "127.0.0.1", 0, max_outbound=max_outbound)
+        server, hb, conns = await serve_gateway(
+            gw, "127.0.0.1", 0, max_outbound=max_outbound, sndbuf=sndbuf
+        )
         port = server.sockets[0].getsockname()[1]
         try:
             await asyncio.wait_for(scenario(Live(gw, "127.0.0.1", port, conns, tmp_path)), 30)
