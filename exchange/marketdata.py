@@ -1,0 +1,566 @@
+"""The market data feed, server side: aggregated books, sequenced messages, TCP fan-out.
+
+:class:`FeedPublisher` is fed the engine's events (LEVEL, TRADE, STATUS, REFERENCE) after
+every batch, plus daily settlement prices. It keeps the aggregated book of every
+instrument (price -> visible quantity and order count per side), numbers every outgoing
+message with the feed sequence number, and keeps a bounded history for replay.
+
+:class:`FeedServer` serves it over TCP with SoupBinTCP 4.0 framing on its own port
+(``docs/marketdata.md`` has every byte):
+
+* Login with requested sequence number ``0`` (or a session name that is not the current
+  one, or a number older than the history): a **snapshot** — Snapshot Begin, one Snapshot
+  Instrument per instrument, one Snapshot Level per price level, Snapshot End — then the
+  live incrementals from the snapshot's sequence number on. Snapshot messages sit outside
+  the sequence (like Nasdaq GLIMPSE), incrementals carry their feed sequence number.
+* Login with sequence number ``N`` still in the history: **replay** from ``N``, then live.
+* A consumer that cannot keep up never slows the publisher: live fan-out is one
+  non-blocking ``write`` per connection per batch; a connection whose send buffer passes
+  ``max_buffer`` bytes is dropped (logged). It recovers by logging in again with its next
+  sequence number (replay) or 0 (snapshot). Replays are paced by the connection's own
+  flow control, never by the publisher.
+
+Everything runs on the gateway's event loop; the publisher is plain synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exchange.engine.abi import EventType, InstrumentStatus, Side
+from exchange.protocol import soupbintcp as soup
+from exchange.protocol.layout import F, Layout
+
+log = logging.getLogger("flopex.marketdata")
+
+# --- message layouts (big-endian; docs/marketdata.md prints the same tables) -----------
+LEVEL_UPDATE = Layout(
+    "Level Update",
+    b"L",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("side", "char"),
+        F("price", "int64"),
+        F("quantity", "uint64"),
+        F("orders", "uint32"),
+    ),
+)
+TRADE = Layout(
+    "Trade",
+    b"T",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("match_id", "uint64"),
+        F("price", "int64"),
+        F("quantity", "uint64"),
+        F("aggressor_side", "char"),
+    ),
+)
+TRADING_STATUS = Layout(
+    "Trading Status",
+    b"H",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("state", "char"),
+    ),
+)
+REFERENCE_PRICE = Layout(
+    "Reference Price",
+    b"R",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("price", "int64"),
+    ),
+)
+DAILY_SETTLEMENT = Layout(
+    "Daily Settlement",
+    b"D",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("trade_date", "uint32"),
+        F("price", "int64"),
+    ),
+)
+SNAPSHOT_BEGIN = Layout(
+    "Snapshot Begin",
+    b"G",
+    (
+        F("message_type", "char"),
+        F("last_seq", "uint64"),
+        F("instruments", "uint32"),
+        F("levels", "uint32"),
+    ),
+)
+SNAPSHOT_INSTRUMENT = Layout(
+    "Snapshot Instrument",
+    b"I",
+    (
+        F("message_type", "char"),
+        F("instrument_id", "uint32"),
+        F("state", "char"),
+        F("reference_price", "int64"),
+        F("settlement_price", "int64"),
+        F("settlement_date", "uint32"),
+    ),
+)
+SNAPSHOT_LEVEL = Layout(
+    "Snapshot Level",
+    b"P",
+    (
+        F("message_type", "char"),
+        F("instrument_id", "uint32"),
+        F("side", "char"),
+        F("price", "int64"),
+        F("quantity", "uint64"),
+        F("orders", "uint32"),
+    ),
+)
+SNAPSHOT_END = Layout(
+    "Snapshot End",
+    b"E",
+    (F("message_type", "char"), F("last_seq", "uint64")),
+)
+
+INCREMENTAL_LAYOUTS: tuple[Layout, ...] = (
+    LEVEL_UPDATE,
+    TRADE,
+    TRADING_STATUS,
+    REFERENCE_PRICE,
+    DAILY_SETTLEMENT,
+)
+SNAPSHOT_LAYOUTS: tuple[Layout, ...] = (
+    SNAPSHOT_BEGIN,
+    SNAPSHOT_INSTRUMENT,
+    SNAPSHOT_LEVEL,
+    SNAPSHOT_END,
+)
+FEED_LAYOUTS = INCREMENTAL_LAYOUTS + SNAPSHOT_LAYOUTS
+LAYOUT_BY_TYPE: dict[int, Layout] = {lay.type_byte[0]: lay for lay in FEED_LAYOUTS}
+
+#: Engine side -> wire side byte, and InstrumentStatus -> Trading Status state byte.
+SIDE_CHAR = {int(Side.BUY): b"B", int(Side.SELL): b"S"}
+STATE_CHAR = {
+    int(InstrumentStatus.PRE_OPEN): b"P",
+    int(InstrumentStatus.OPEN): b"T",
+    int(InstrumentStatus.HALTED): b"H",
+    int(InstrumentStatus.CLOSED): b"C",
+}
+
+_LEVEL = LEVEL_UPDATE.struct
+_TRADE = TRADE.struct
+_STATUS = TRADING_STATUS.struct
+_REF = REFERENCE_PRICE.struct
+_SETTLE = DAILY_SETTLEMENT.struct
+_LEN = soup.LENGTH
+
+
+def _framed(body: bytes) -> bytes:
+    """A SoupBinTCP Sequenced Data packet around one feed message."""
+    return _LEN.pack(len(body) + 1) + b"S" + body
+
+
+@dataclass
+class InstrumentState:
+    """What the feed knows about one instrument: book levels, status, reference, settlement."""
+
+    status: int = int(InstrumentStatus.CLOSED)
+    reference: int = 0
+    settlement: int = 0
+    settlement_date: int = 0
+    bids: dict[int, tuple[int, int]] = field(default_factory=dict)  # price -> (qty, orders)
+    asks: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def side(self, side: int) -> dict[int, tuple[int, int]]:
+        return self.bids if side == Side.BUY else self.asks
+
+
+class FeedPublisher:
+    """Turns engine events into sequenced feed messages and fans them out.
+
+    ``publish_events`` is O(events); every message is encoded once, appended to the
+    replay history (the newest ``history_limit`` messages) and handed, as one byte string
+    per batch, to every live sink.
+    """
+
+    def __init__(self, session: str = "", history_limit: int = 1_000_000) -> None:
+        self.session = session or _default_session_name()
+        self.history_limit = history_limit
+        self.instruments: dict[int, InstrumentState] = {}
+        self.next_seq = 1
+        self._history: deque[bytes] = deque()
+        self._history_first = 1
+        self.sinks: list[FeedSink] = []
+
+    # ---- state ----------------------------------------------------------------------
+
+    def add_instrument(self, instrument_id: int, status: int, reference: int = 0) -> None:
+        """Declare an instrument (so snapshots list it before it has any event)."""
+        st = self.instruments.setdefault(instrument_id, InstrumentState())
+        st.status = int(status)
+        st.reference = int(reference)
+
+    @property
+    def history_first(self) -> int:
+        """Oldest feed sequence number still replayable."""
+        return self._history_first
+
+    def replay_packets(self, from_seq: int, max_bytes: int = 1 << 18) -> tuple[bytes, int]:
+        """Framed packets from ``from_seq`` (at most about ``max_bytes``) and the next seq.
+
+        ``from_seq`` must be within ``[history_first, next_seq]``. O(packets returned +
+        offset into the history)."""
+        if not self._history_first <= from_seq <= self.next_seq:
+            raise ValueError(f"sequence {from_seq} is not in the replay history")
+        out: list[bytes] = []
+        size = 0
+        i = from_seq - self._history_first
+        hist = self._history
+        n = len(hist)
+        while i < n and size < max_bytes:
+            p = hist[i]
+            out.append(p)
+            size += len(p)
+            i += 1
+        return b"".join(out), self._history_first + i
+
+    def snapshot_packets(self) -> tuple[bytes, int]:
+        """The full snapshot (framed, outside the sequence) and the seq it is valid before."""
+        last = self.next_seq - 1
+        parts: list[bytes] = []
+        nlevels = 0
+        inst_pack = SNAPSHOT_INSTRUMENT.struct.pack
+        lvl_pack = SNAPSHOT_LEVEL.struct.pack
+        for iid in sorted(self.instruments):
+            st = self.instruments[iid]
+            parts.append(
+                _framed(
+                    inst_pack(
+                        b"I",
+                        iid,
+                        STATE_CHAR.get(st.status, b"C"),
+                        st.reference,
+                        st.settlement,
+                        st.settlement_date,
+                    )
+                )
+            )
+            for side, book, rev in ((b"B", st.bids, True), (b"S", st.asks, False)):
+                for price in sorted(book, reverse=rev):
+                    qty, orders = book[price]
+                    parts.append(_framed(lvl_pack(b"P", iid, side, price, qty, orders)))
+                    nlevels += 1
+        head = _framed(SNAPSHOT_BEGIN.struct.pack(b"G", last, len(self.instruments), nlevels))
+        tail = _framed(SNAPSHOT_END.struct.pack(b"E", last))
+        return head + b"".join(parts) + tail, last + 1
+
+    # ---- publishing -----------------------------------------------------------------
+
+    def _emit(self, packets: list[bytes]) -> None:
+        if not packets:
+            return
+        hist = self._history
+        hist.extend(packets)
+        excess = len(hist) - self.history_limit
+        if excess > 0:
+            for _ in range(excess):
+                hist.popleft()
+            self._history_first += excess
+        blob = b"".join(packets)
+        for sink in list(self.sinks):
+            sink.deliver(blob, self.next_seq)
+
+    def publish_events(self, events: np.ndarray) -> int:
+        """Publish the feed messages for one engine batch; returns how many were sent.
+
+        LEVEL -> Level Update (quantity 0 = level gone); TRADE -> one Trade per match (the
+        aggressor side's event); STATUS -> Trading Status; REFERENCE -> Reference Price.
+        Other events are private to the order owner and not published. O(events)."""
+        if len(events) == 0:
+            return 0
+        etypes = events["event_type"]
+        mask = (
+            (etypes == EventType.LEVEL)
+            | (etypes == EventType.STATUS)
+            | (etypes == EventType.REFERENCE)
+            | ((etypes == EventType.TRADE) & (events["side"] == events["aggressor_side"]))
+        )
+        sel = events[mask]
+        if len(sel) == 0:
+            return 0
+        cols = [
+            sel[f].tolist()
+            for f in (
+                "event_type",
+                "timestamp",
+                "instrument_id",
+                "side",
+                "price",
+                "qty",
+                "leaves",
+                "match_id",
+                "aggressor_side",
+            )
+        ]
+        seq = self.next_seq
+        packets: list[bytes] = []
+        instruments = self.instruments
+        for et, ts, iid, side, price, qty, leaves, match_id, aggr in zip(*cols, strict=True):
+            st = instruments.get(iid)
+            if st is None:
+                st = instruments[iid] = InstrumentState()
+            if et == EventType.LEVEL:
+                book = st.bids if side == Side.BUY else st.asks
+                if qty > 0:
+                    book[price] = (qty, leaves)
+                else:
+                    book.pop(price, None)
+                body = _LEVEL.pack(b"L", seq, ts, iid, SIDE_CHAR[side], price, qty, leaves)
+            elif et == EventType.TRADE:
+                body = _TRADE.pack(b"T", seq, ts, iid, match_id, price, qty, SIDE_CHAR[aggr])
+            elif et == EventType.STATUS:
+                st.status = qty
+                body = _STATUS.pack(b"H", seq, ts, iid, STATE_CHAR[qty])
+            else:  # REFERENCE
+                st.reference = price
+                body = _REF.pack(b"R", seq, ts, iid, price)
+            packets.append(_LEN.pack(len(body) + 1) + b"S" + body)
+            seq += 1
+        self.next_seq = seq
+        self._emit(packets)
+        return len(packets)
+
+    def publish_settlement(self, instrument_id: int, trade_date: int, price: int, ts: int) -> None:
+        """Publish a daily settlement price (``trade_date`` as YYYYMMDD, ``price`` ticks)."""
+        st = self.instruments.setdefault(instrument_id, InstrumentState())
+        st.settlement = int(price)
+        st.settlement_date = int(trade_date)
+        body = _SETTLE.pack(b"D", self.next_seq, ts, instrument_id, trade_date, price)
+        self.next_seq += 1
+        self._emit([_framed(body)])
+
+    def levels(self, instrument_id: int, side: int) -> list[tuple[int, int, int]]:
+        """``(price, qty, orders)`` best first — the publisher's own view of a book side."""
+        st = self.instruments.get(instrument_id)
+        if st is None:
+            return []
+        book = st.side(side)
+        return [(p, *book[p]) for p in sorted(book, reverse=side == Side.BUY)]
+
+
+def _default_session_name() -> str:
+    """A 10-character session name unique per publisher start (base-36 of the clock)."""
+    n = time.time_ns() // 1_000_000
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return ("F" + out)[-10:]
+
+
+class FeedSink:
+    """Where the publisher delivers live bytes (a connection, or a test's collector)."""
+
+    def deliver(self, blob: bytes, next_seq: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _FeedConnection(asyncio.Protocol, FeedSink):
+    """One feed subscriber: login, snapshot or replay, then live; dropped when too slow."""
+
+    def __init__(self, server: FeedServer) -> None:
+        self.server = server
+        self.pub = server.publisher
+        self.transport: asyncio.Transport | None = None
+        self.decoder = soup.FrameDecoder(soup.MAX_INBOUND_PACKET)
+        self.logged_in = False
+        self.live = False
+        self.paused = False
+        self.cursor = 0  # next feed seq this connection needs (while catching up)
+        self.last_rx = time.monotonic()
+        self.last_tx = time.monotonic()
+        self.closed = False
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=self.server.max_buffer // 2)
+        if self.server.sndbuf:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.server.sndbuf)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._detach()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.logged_in and not self.live:
+            self._pump()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        try:
+            packets = self.decoder.feed(data)
+        except soup.FramingError as exc:
+            log.warning("feed: %s; disconnecting", exc)
+            self.close()
+            return
+        for ptype, payload in packets:
+            if ptype == ord("L") and not self.logged_in:
+                self._login(payload)
+            elif ptype == ord("O"):
+                self.close()
+                return
+            # client heartbeats ('R') only refresh last_rx; other packets are ignored
+
+    # session logic
+    def _login(self, payload: bytes) -> None:
+        try:
+            req = soup.parse_login_request(payload)
+        except ValueError as exc:
+            log.warning("feed: bad login: %s", exc)
+            self._send(soup.login_rejected(soup.REJECT_NOT_AUTHORIZED))
+            self.close()
+            return
+        pub = self.pub
+        want = req.requested_sequence
+        same_session = req.requested_session in ("", pub.session)
+        self.logged_in = True
+        if want == 0 or not same_session or want < pub.history_first:
+            snap, next_seq = pub.snapshot_packets()
+            self._send(soup.login_accepted(pub.session, next_seq))
+            self._send(snap)
+            self.cursor = next_seq
+        else:
+            start = min(want, pub.next_seq)
+            self._send(soup.login_accepted(pub.session, start))
+            self.cursor = start
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send history from ``cursor`` while the socket accepts it; go live when caught up."""
+        pub = self.pub
+        while not self.closed and not self.paused:
+            if self.cursor >= pub.next_seq:
+                self.live = True
+                pub.sinks.append(self)
+                return
+            if self.cursor < pub.history_first:
+                log.warning("feed: subscriber fell out of the replay history; disconnecting")
+                self.close()
+                return
+            blob, self.cursor = pub.replay_packets(self.cursor)
+            self._send(blob)
+
+    def deliver(self, blob: bytes, next_seq: int) -> None:
+        t = self.transport
+        if t is None or self.closed:
+            return
+        t.write(blob)
+        self.last_tx = time.monotonic()
+        if t.get_write_buffer_size() > self.server.max_buffer:
+            self.server.slow_disconnects += 1
+            log.warning(
+                "feed: slow consumer (%d bytes buffered); disconnecting",
+                t.get_write_buffer_size(),
+            )
+            self.close()
+
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+            self.last_tx = time.monotonic()
+
+    def _detach(self) -> None:
+        self.closed = True
+        if self.live:
+            self.live = False
+            with contextlib.suppress(ValueError):
+                self.pub.sinks.remove(self)
+        self.server.connections.discard(self)
+
+    def close(self) -> None:
+        t = self.transport
+        self._detach()
+        if t is not None:
+            t.abort()
+
+
+class FeedServer:
+    """The feed's TCP listener and heartbeat timer; one per venue, on its own port."""
+
+    def __init__(
+        self, publisher: FeedPublisher, max_buffer: int = 4 << 20, sndbuf: int | None = None
+    ) -> None:
+        self.publisher = publisher
+        self.max_buffer = max_buffer
+        self.sndbuf = sndbuf  # kernel send buffer per connection (None = OS default)
+        self.connections: set[_FeedConnection] = set()
+        self.slow_disconnects = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._hb_task: asyncio.Task[None] | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen; returns the bound port (``port=0`` picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _FeedConnection(self), host, port)
+        self._hb_task = asyncio.create_task(self._heartbeats())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(soup.HEARTBEAT_INTERVAL_S / 2)
+            now = time.monotonic()
+            for c in list(self.connections):
+                if now - c.last_rx > soup.TIMEOUT_S:
+                    c.close()
+                elif c.logged_in and now - c.last_tx >= soup.HEARTBEAT_INTERVAL_S:
+                    c._send(soup.SERVER_HEARTBEAT_PACKET)
+
+    async def close(self) -> None:
+        """Stop listening, send End of Session to every subscriber and close them."""
+        if self._hb_task is not None:
+            self._hb_task.cancel()
+        for c in list(self.connections):
+            c._send(soup.END_OF_SESSION_PACKET)
+            t = c.transport
+            c._detach()
+            if t is not None:
+                t.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def publish_all(publisher: FeedPublisher, batches: Iterable[np.ndarray]) -> int:
+    """Publish several event batches; returns the number of messages (a test helper)."""
+    return sum(publisher.publish_events(b) for b in batches)
