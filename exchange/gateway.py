@@ -553,10 +553,9 @@ class Gateway:
         rec.quantity = leaves
         if self.tradelog is not None:
             self.tradelog.fill(
-                self.sequencer.events + 1, ev[1], ev[12], rec.instrument_id,
-                self.account_names[rec.account_id], side == _BUY, ev[9], qty, aggressor,
+                ev[1], ev[12], rec.instrument_id, self.account_names[rec.account_id],
+                side == _BUY, ev[9], qty, aggressor,
             )  # fmt: skip
-            self.sequencer.events += 1
         if leaves == 0:
             self._forget(rec)
 

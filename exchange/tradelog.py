@@ -38,13 +38,14 @@ class TradeLog:
         self.path = Path(data_dir) / "tradelog" / f"{self.trade_date}.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
+        #: rows already in the file (a restarted gateway continues the numbering)
+        self.rows = 0 if fresh else max(0, len(self.path.read_bytes().splitlines()) - 1)
         self._fh = self.path.open("a", encoding="ascii", newline="")
         if fresh:
             self._fh.write(TRADELOG_HEADER + "\n")
             self._fh.flush()
         self._meta = {c.instrument_id: (c.symbol, c.product.tick_size) for c in contracts}
         self._price_cache: dict[tuple[int, int], str] = {}
-        self.rows = 0
 
     def _price(self, inst: int, ticks: int) -> str:
         key = (inst, ticks)
@@ -55,7 +56,6 @@ class TradeLog:
 
     def fill(
         self,
-        seq: int,
         ts_ns: int,
         match_id: int,
         inst: int,
@@ -65,14 +65,19 @@ class TradeLog:
         qty: int,
         aggressor: bool,
     ) -> None:
-        """Append one side of one fill (buffered until :meth:`flush`). O(1)."""
+        """Append one side of one fill (buffered until :meth:`flush`). O(1).
+
+        ``seq`` is the row's number in the day's trade log (1, 2, ...): unique per row,
+        in sequencer order.
+        """
         symbol = self._meta[inst][0]
+        self.rows += 1
+        seq = self.rows
         self._fh.write(
             f"{self.trade_date},{seq},{ts_ns},{match_id},{symbol},{inst},{account},"
             f"{'B' if side_buy else 'S'},{price_ticks},{self._price(inst, price_ticks)},"
             f"{qty},{'Y' if aggressor else 'N'}\n"
         )
-        self.rows += 1
 
     def flush(self) -> None:
         """Push buffered rows to the OS."""

@@ -82,15 +82,19 @@ def engine_configs(contracts: list[Contract], refs: dict[int, int]) -> list[Inst
     return out
 
 
-def make_engine(configs: list[InstrumentConfig], max_orders: int = 1 << 20) -> BatchEngine:
-    """The numba matching engine's facade; the reference book if the facade is missing."""
-    try:
-        from exchange.engine.facade import MatchingEngine  # type: ignore[import-not-found]
-    except ImportError:
+def make_engine(
+    configs: list[InstrumentConfig], kind: str = "numba", max_orders: int = 1 << 20
+) -> BatchEngine:
+    """The matching engine: ``"numba"`` (the batch kernel, production) or ``"reference"``
+    (the plain-Python book with identical semantics: instant start-up, slow matching)."""
+    if kind == "reference":
         from exchange.engine.reference import ReferenceBook
 
-        log.warning("numba engine facade not available: using the reference book")
         return ReferenceBook(configs, max_orders=min(max_orders, 1 << 18))
+    if kind != "numba":
+        raise FlopexError(f"engine: {kind!r} is not 'numba' or 'reference'")
+    from exchange.engine.book import MatchingEngine
+
     return MatchingEngine(configs, max_orders=max_orders)
 
 
@@ -101,7 +105,7 @@ def build_gateway(
     reference_file: Path | None = None,
     default_max_notional_minor: int = 0,
     replay_limit: int = 1_000_000,
-    engine: BatchEngine | None = None,
+    engine: BatchEngine | str = "numba",
     products: dict | None = None,
 ) -> Gateway:
     """Everything a trading day needs, wired together (no sockets yet)."""
@@ -111,8 +115,8 @@ def build_gateway(
     if not contracts:
         raise FlopexError(f"trade date {trade_date}: no contracts listed")
     refs = reference_ticks(contracts, trade_date, data_dir, reference_file)
-    if engine is None:
-        engine = make_engine(engine_configs(contracts, refs))
+    if isinstance(engine, str):
+        engine = make_engine(engine_configs(contracts, refs), engine)
     risk = RiskChecker(contracts, trade_date, refs, default_max_notional_minor)
     return Gateway(
         access,

@@ -88,6 +88,7 @@ def run_live(
 
     async def main() -> Gateway:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        kw.setdefault("engine", "reference")
         gw = build_gateway(ACCESS, TRADE_DATE, data_dir=tmp_path, **kw)
         server, hb, conns = await serve_gateway(
             gw, "127.0.0.1", 0, max_outbound=max_outbound, sndbuf=sndbuf

@@ -1,0 +1,412 @@
+"""``flopex serve`` (the order-entry gateway) and ``flopex order`` (a human's order ticket).
+
+::
+
+    flopex serve --port 7001 --data-dir ./data --trade-date 2026-11-25
+    flopex order --user alice buy H100Z26 5 2.800
+    flopex order --user bob sell H100Z26 5 2.800          # trades with alice
+    flopex order --user alice status                     # working orders and fills
+    flopex order --user alice replace 3 --price 2.790 --qty 4
+    flopex order --user alice cancel 4
+    flopex order --user admin close-day                  # close record + End of Session
+
+Without ``--access FILE`` the gateway runs with demo logins (alice/alice-pw,
+bob/bob-pw, admin/admin-pw). ``SIGUSR1`` to the serve process closes the trading day
+(same as ``flopex order --user admin close-day``); ``SIGINT``/``SIGTERM`` stop it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from contracts.calendar import BusinessCalendar, contract_for_symbol
+from contracts.errors import FlopexError
+from contracts.units import money_to_minor
+
+DEFAULT_PORT = 7001
+
+
+# --------------------------------------------------------------------------- serve
+def _serve(args: argparse.Namespace) -> int:
+    from exchange.auth import demo_access, hash_password, load_access
+
+    if args.hash_password:
+        pw = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+        if not pw:
+            raise FlopexError("--hash-password: empty password")
+        print(hash_password(pw))
+        return 0
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.access:
+        access = load_access(args.access)
+    else:
+        access, passwords = demo_access()
+        creds = ", ".join(f"{u}/{p}" for u, p in passwords.items())
+        print(f"flopex serve: no --access file, demo logins: {creds}", file=sys.stderr)
+    trade_date = _trade_date(args.trade_date)
+    data_dir = Path(args.data_dir)
+    from exchange.venue import build_gateway
+
+    gw = build_gateway(
+        access,
+        trade_date,
+        data_dir=data_dir,
+        reference_file=Path(args.reference_prices) if args.reference_prices else None,
+        default_max_notional_minor=money_to_minor(args.max_order_notional),
+        replay_limit=args.replay_limit,
+        engine=args.engine,
+    )
+    import uvloop
+
+    return uvloop.run(_serve_async(gw, args))
+
+
+def _trade_date(text: str | None) -> dt.date:
+    from contracts.calendar import parse_date
+
+    if text:
+        day = parse_date(text, "--trade-date")
+    else:
+        day = dt.datetime.now(dt.UTC).date()
+        cal = BusinessCalendar.default()
+        if not cal.is_business_day(day):
+            day = cal.next_business_day(day)
+    return day
+
+
+async def _serve_async(gw, args: argparse.Namespace) -> int:
+    from exchange.connection import serve_gateway
+
+    try:
+        server, hb, conns = await serve_gateway(
+            gw, args.host, args.port, max_outbound=args.max_outbound
+        )
+    except OSError as exc:
+        raise FlopexError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    port = server.sockets[0].getsockname()[1]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, gw.close_day)
+    if args.exit_after_close:
+        gw.on_close.append(lambda: loop.call_later(0.2, stop.set))
+    n = len(gw.contracts)
+    print(
+        f"flopex serve: listening on {args.host}:{port} trade date {gw.trade_date} "
+        f"({n} instruments, data {gw.data_dir}, pid {os.getpid()})",
+        flush=True,
+    )
+    await stop.wait()
+    hb.cancel()
+    server.close()
+    for c in list(conns):
+        c.disconnect("gateway stopping", level=logging.INFO)
+    if gw.tradelog is not None:
+        gw.tradelog.flush()
+    print("flopex serve: stopped", flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- order
+_SIDES = {"buy": "B", "sell": "S"}
+_TYPES = {"limit": "L", "market": "M", "stop": "S", "stop-limit": "T"}
+_TIFS = {"day": "0", "gtc": "1", "ioc": "3", "fok": "4"}
+
+
+def _order(args: argparse.Namespace) -> int:
+    password = args.password or os.environ.get("FLOPEX_PASSWORD") or f"{args.user}-pw"
+    return asyncio.run(_order_async(args, password))
+
+
+async def _order_async(args: argparse.Namespace, password: str) -> int:
+    from contracts.registry import load_products
+    from exchange.client import LoginRejected, OrderClient
+    from exchange.protocol import messages as m
+
+    products = load_products()
+    client = OrderClient(args.host, args.port, args.user, password)
+    start = await _sync(client)
+    fmt = _Formatter(products)
+    action = args.action
+    try:
+        if action == "status":
+            _print_status(client, fmt)
+            return 0
+        if action in ("buy", "sell"):
+            c = contract_for_symbol(args.symbol, products)
+            spec = c.product
+            otype = _TYPES[args.type]
+            price = spec.to_ticks(args.price) if args.price is not None else 0
+            if otype in "LT" and args.price is None:
+                raise FlopexError(f"{action}: a {args.type} order needs a PRICE")
+            stop = spec.to_ticks(args.stop) if args.stop is not None else 0
+            if otype in "ST" and args.stop is None:
+                raise FlopexError(f"{action}: a {args.type} order needs --stop PRICE")
+            if args.qty < 1:
+                raise FlopexError(f"{action}: QTY must be at least 1, got {args.qty}")
+            account = args.account or args.user.upper()
+            token = client.enter(
+                c.instrument_id, _SIDES[action], args.qty, price=price, account=account,
+                order_type=otype, tif=_TIFS[args.tif], display_quantity=args.display,
+                stop_price=stop, min_quantity=args.min_qty,
+            )  # fmt: skip
+        elif action == "replace":
+            order = _find_order(client, args.token)
+            spec = fmt.spec(order[0])
+            price = spec.to_ticks(args.price) if args.price is not None else order[2]
+            stop = spec.to_ticks(args.stop) if args.stop is not None else 0
+            qty = args.qty if args.qty is not None else order[3]
+            token = client.replace(args.token, price, qty, stop)
+        elif action == "cancel":
+            client.cancel(args.token)
+            token = args.token
+        elif action == "mass-cancel":
+            iid = contract_for_symbol(args.symbol, products).instrument_id if args.symbol else 0
+            token = client.mass_cancel(iid)
+        elif action == "kill":
+            token = client.new_token()
+            client.send(m.KillSwitch(token, args.account_name, ord("U" if args.unblock else "B")))
+        elif action == "close-day":
+            token = client.new_token()
+            client.send(m.CloseDay(token))
+        else:  # pragma: no cover - argparse restricts actions
+            raise FlopexError(f"unknown action {action}")
+        await client.wait_for(
+            lambda x: (
+                getattr(x, "token", None) == token
+                and isinstance(
+                    x, (m.Accepted, m.Rejected, m.Replaced, m.MassCancelDone, m.Canceled)
+                )
+            ),
+            timeout=args.timeout,
+            start=start,
+        )
+        await asyncio.sleep(args.wait)
+        rejected = False
+        for msg in client.messages[start:]:
+            if isinstance(msg, m.TradingStatus):
+                continue
+            print(fmt.line(msg))
+            rejected |= isinstance(msg, m.Rejected) and msg.token == token
+        return 1 if rejected else 0
+    except LoginRejected:
+        raise
+    finally:
+        await client.close()
+
+
+async def _sync(client) -> int:
+    """Log in, learn the session's history (tokens, orders) by replay; returns the index of
+    the first message that is new in this run."""
+    from exchange.client import LoginRejected
+
+    newest = await client.connect(sequence=0)
+    await client.close()
+    for attempt in range(20):
+        try:
+            await client.connect(sequence=1)
+            break
+        except LoginRejected as exc:  # the previous connection is still closing
+            if exc.reason != "S" or attempt == 19:
+                raise
+            await asyncio.sleep(0.05)
+    await client.wait_for(lambda _x: client.next_seq >= newest, timeout=10)
+    return newest - 1
+
+
+def _find_order(client, token: int) -> tuple[int, int, int, int]:
+    working = _working_orders(client)
+    if token not in working:
+        raise FlopexError(f"token {token}: no working order with that token in this session")
+    return working[token]
+
+
+def _working_orders(client) -> dict[int, tuple[int, int, int, int]]:
+    """token -> (instrument_id, side, price ticks, open qty), rebuilt from the session."""
+    from exchange.protocol import messages as m
+
+    working: dict[int, tuple[int, int, int, int]] = {}
+    for msg in client.messages:
+        if isinstance(msg, m.Accepted):
+            working[msg.token] = (msg.instrument_id, msg.side, msg.price, msg.quantity)
+        elif isinstance(msg, m.Executed) and msg.token in working:
+            iid, side, px, _ = working[msg.token]
+            if msg.leaves:
+                working[msg.token] = (iid, side, px, msg.leaves)
+            else:
+                del working[msg.token]
+        elif isinstance(msg, m.Canceled):
+            working.pop(msg.token, None)
+        elif isinstance(msg, m.Replaced):
+            old = working.pop(msg.orig_token, None)
+            if old is not None:
+                working[msg.token] = (old[0], old[1], msg.price, msg.quantity)
+    return working
+
+
+def _print_status(client, fmt: _Formatter) -> None:
+    from exchange.protocol import messages as m
+
+    working = _working_orders(client)
+    fills = [x for x in client.messages if isinstance(x, m.Executed)]
+    print(f"session {client.session}: {len(working)} working orders, {len(fills)} fills")
+    for tok, (iid, side, px, qty) in sorted(working.items()):
+        side_s = "BUY " if side == ord("B") else "SELL"
+        print(f"  working token {tok:>6}  {side_s} {qty:>5} {fmt.symbol(iid)} @ {fmt.px(iid, px)}")
+    for f in fills:
+        print("  " + fmt.line(f))
+
+
+class _Formatter:
+    """One readable line per outbound message (prices as decimals, via contracts.units)."""
+
+    def __init__(self, products: dict) -> None:
+        from contracts.calendar import contract_for_instrument_id
+
+        self._products = products
+        self._lookup = contract_for_instrument_id
+        self._cache: dict[int, object] = {}
+
+    def _contract(self, iid: int):
+        c = self._cache.get(iid)
+        if c is None:
+            c = self._cache[iid] = self._lookup(iid, self._products)
+        return c
+
+    def spec(self, iid: int):
+        return self._contract(iid).product
+
+    def symbol(self, iid: int) -> str:
+        return self._contract(iid).symbol
+
+    def px(self, iid: int, ticks: int) -> str:
+        return self.spec(iid).format_price(ticks)
+
+    def line(self, msg) -> str:
+        from exchange.protocol import messages as m
+        from exchange.protocol.codes import RejectCode, WireCancelReason
+
+        side = {ord("B"): "BUY", ord("S"): "SELL"}
+        if isinstance(msg, m.Accepted):
+            return (
+                f"ACCEPTED  token {msg.token}  {side.get(msg.side, '?')} {msg.quantity} "
+                f"{self.symbol(msg.instrument_id)} @ {self.px(msg.instrument_id, msg.price)} "
+                f"account {msg.account}  order id {msg.order_id}"
+            )
+        if isinstance(msg, m.Executed):
+            liq = "taker" if msg.liquidity == ord("R") else "maker"
+            return (
+                f"FILLED    token {msg.token}  {side.get(msg.side, '?')} {msg.quantity} "
+                f"{self.symbol(msg.instrument_id)} @ {self.px(msg.instrument_id, msg.price)} "
+                f"match {msg.match_id} ({liq}), {msg.leaves} left"
+            )
+        if isinstance(msg, m.Rejected):
+            try:
+                reason = RejectCode(msg.reason).name
+            except ValueError:
+                reason = str(msg.reason)
+            where = f" at byte {msg.offset}" if msg.offset else ""
+            return f"REJECTED  token {msg.token}  {reason} ({msg.reason}){where}"
+        if isinstance(msg, m.Canceled):
+            try:
+                why = WireCancelReason(msg.reason).name
+            except ValueError:
+                why = chr(msg.reason)
+            return (
+                f"CANCELED  token {msg.token}  {msg.quantity} "
+                f"{self.symbol(msg.instrument_id)} ({why})"
+            )
+        if isinstance(msg, m.Replaced):
+            return (
+                f"REPLACED  token {msg.orig_token} -> {msg.token}  {msg.quantity} "
+                f"{self.symbol(msg.instrument_id)} @ {self.px(msg.instrument_id, msg.price)}"
+            )
+        if isinstance(msg, m.StopTriggered):
+            return f"TRIGGERED token {msg.token}  stop {self.px(msg.instrument_id, msg.stop_price)}"
+        if isinstance(msg, m.MassCancelDone):
+            return f"DONE      token {msg.token}  {msg.canceled} orders canceled"
+        return repr(msg)
+
+
+# --------------------------------------------------------------------------- wiring
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve`` and ``order`` to the ``flopex`` command line."""
+    sp = subparsers.add_parser(
+        "serve",
+        help="run the order-entry gateway (SoupBinTCP on uvloop)",
+        description="Run the order-entry gateway. See docs/gateway.md.",
+    )
+    sp.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0 = any free)")
+    sp.add_argument("--data-dir", default="flopex-data", help="exchange data directory")
+    sp.add_argument("--trade-date", help="YYYY-MM-DD (default: today, or next business day)")
+    sp.add_argument("--access", help="accounts and logins YAML (default: demo logins)")
+    sp.add_argument("--reference-prices", help="CSV symbol,price: reference for daily limits")
+    sp.add_argument("--engine", choices=("numba", "reference"), default="numba")
+    sp.add_argument(
+        "--max-order-notional",
+        default="0",
+        help="default max order notional in USD for accounts without their own (0 = none)",
+    )
+    sp.add_argument("--replay-limit", type=int, default=1_000_000, help="messages kept/session")
+    sp.add_argument("--max-outbound", type=int, default=8 << 20, help="slow-consumer bytes")
+    sp.add_argument("--exit-after-close", action="store_true", help="stop once the day closes")
+    sp.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
+    sp.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password on stdin, print its scrypt hash for the access file, exit",
+    )
+    sp.set_defaults(func=_serve)
+
+    op = subparsers.add_parser(
+        "order",
+        help="enter, replace or cancel orders on a running gateway",
+        description="A human order ticket over the binary protocol. Prices are decimals.",
+    )
+    op.add_argument("--host", default="127.0.0.1")
+    op.add_argument("--port", type=int, default=DEFAULT_PORT)
+    op.add_argument("--user", required=True, help="login name")
+    op.add_argument("--password", help="password (default: $FLOPEX_PASSWORD or USER-pw)")
+    op.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    op.add_argument("--wait", type=float, default=0.3, help="seconds to linger for fills")
+    acts = op.add_subparsers(dest="action", metavar="ACTION", parser_class=type(op))
+    acts.required = True
+    for side in ("buy", "sell"):
+        p = acts.add_parser(side, help=f"enter a {side} order")
+        p.add_argument("symbol", help="contract symbol, e.g. H100Z26")
+        p.add_argument("qty", type=int, help="contracts")
+        p.add_argument("price", nargs="?", help="limit price (decimal, on the tick grid)")
+        p.add_argument("--type", choices=tuple(_TYPES), default="limit")
+        p.add_argument("--tif", choices=tuple(_TIFS), default="day")
+        p.add_argument("--stop", help="stop price for stop / stop-limit orders")
+        p.add_argument("--display", type=int, default=0, help="iceberg display quantity")
+        p.add_argument("--min-qty", type=int, default=0, help="minimum fill quantity")
+        p.add_argument("--account", help="account (default: the user name in capitals)")
+    p = acts.add_parser("replace", help="change price/quantity of a working order")
+    p.add_argument("token", type=int)
+    p.add_argument("--price")
+    p.add_argument("--qty", type=int)
+    p.add_argument("--stop")
+    p = acts.add_parser("cancel", help="cancel a working order")
+    p.add_argument("token", type=int)
+    p = acts.add_parser("mass-cancel", help="cancel this session's working orders")
+    p.add_argument("symbol", nargs="?")
+    acts.add_parser("status", help="working orders and fills of this session")
+    p = acts.add_parser("kill", help="admin: block an account and cancel its orders")
+    p.add_argument("account_name", metavar="ACCOUNT")
+    p.add_argument("--unblock", action="store_true")
+    acts.add_parser("close-day", help="admin: close the trading day")
+    op.set_defaults(func=_order)
