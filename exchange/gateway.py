@@ -248,11 +248,10 @@ class Gateway:
         if not s.take_token(tok):
             self._reject(s, tok, 0x4F, RejectCode.TOKEN_NOT_INCREASING, 1)
             return
-        code, off = self._validate_enter(s, o)
+        account, code, off = self._validate_enter(s, o)
         if code:
             self._reject(s, tok, 0x4F, code, off)
             return
-        account = self.access.accounts[o.account].account_id
         risk_code = self.risk.check(
             account, o.instrument_id, o.side, o.order_type, o.price, o.stop_price, o.quantity
         )
@@ -275,26 +274,27 @@ class Gateway:
         )  # fmt: skip
         self._push(_K_NEW, row, rec, o)
 
-    def _validate_enter(self, s: Session, o: m.EnterOrder) -> tuple[int, int]:
+    def _validate_enter(self, s: Session, o: m.EnterOrder) -> tuple[int, int, int]:
+        """(account id, reject code or 0, byte offset of the bad field). O(1)."""
         acct = self.access.accounts.get(o.account)
         if acct is None or o.account not in s.login.accounts:
-            return RejectCode.ACCOUNT_NOT_PERMITTED, 45
+            return 0, RejectCode.ACCOUNT_NOT_PERMITTED, 45
         if self.closed:
-            return RejectCode.MARKET_CLOSED, 0
+            return 0, RejectCode.MARKET_CLOSED, 0
         if o.quantity == 0:
-            return RejectCode.BAD_QUANTITY, 20
+            return 0, RejectCode.BAD_QUANTITY, 20
         if o.display_quantity > o.quantity:
-            return RejectCode.BAD_DISPLAY_QUANTITY, 24
+            return 0, RejectCode.BAD_DISPLAY_QUANTITY, 24
         if o.min_quantity > o.quantity:
-            return RejectCode.BAD_MIN_QUANTITY, 36
+            return 0, RejectCode.BAD_MIN_QUANTITY, 36
         is_stop = o.order_type in _STOP_TYPES
         if is_stop != (o.stop_price != 0):
-            return RejectCode.BAD_STOP_PRICE, 28
+            return 0, RejectCode.BAD_STOP_PRICE, 28
         if o.order_type in _LIMIT_TYPES and o.price <= 0:
-            return RejectCode.BAD_PRICE, 12
+            return 0, RejectCode.BAD_PRICE, 12
         if o.instrument_id not in self.contracts:
-            return RejectCode.UNKNOWN_INSTRUMENT, 5
-        return 0, 0
+            return 0, RejectCode.UNKNOWN_INSTRUMENT, 5
+        return acct.account_id, 0, 0
 
     def _needs_order_id(self, recs: list[OrderRec]) -> None:
         """Orders still waiting in the pending batch get their engine id by flushing now."""

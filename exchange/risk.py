@@ -77,10 +77,15 @@ class RiskChecker:
         self.blocked: set[int] = set()
         self._by_instrument: dict[tuple[int, int], _Exposure] = {}
         self._by_product: dict[tuple[int, str], _Exposure] = {}
+        self._pairs: dict[tuple[int, int], tuple[_Exposure, _Exposure]] = {}
 
     # --- exposure bookkeeping --------------------------------------------------------
     def _exp(self, account: int, inst: int) -> tuple[_Exposure, _Exposure]:
+        """(instrument exposure, product exposure) of an account; one dict hit when warm."""
         key = (account, inst)
+        pair = self._pairs.get(key)
+        if pair is not None:
+            return pair
         e = self._by_instrument.get(key)
         if e is None:
             e = self._by_instrument[key] = _Exposure()
@@ -88,7 +93,8 @@ class RiskChecker:
         p = self._by_product.get(pkey)
         if p is None:
             p = self._by_product[pkey] = _Exposure()
-        return e, p
+        pair = self._pairs[key] = (e, p)
+        return pair
 
     def position(self, account: int, inst: int) -> int:
         """Net position of ``account`` in ``inst`` from fills seen today."""
@@ -102,11 +108,13 @@ class RiskChecker:
 
     def release(self, account: int, inst: int, side: int, qty: int) -> None:
         """Working quantity left the book (cancel, reject, replace down). O(1)."""
-        for e in self._exp(account, inst):
-            if side == _BUY:
-                e.working_buy -= qty
-            else:
-                e.working_sell -= qty
+        e, p = self._exp(account, inst)
+        if side == _BUY:
+            e.working_buy -= qty
+            p.working_buy -= qty
+        else:
+            e.working_sell -= qty
+            p.working_sell -= qty
 
     def reserve(self, account: int, inst: int, side: int, qty: int) -> None:
         """Working quantity added (accepted order, replace up). O(1)."""

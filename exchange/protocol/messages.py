@@ -485,8 +485,17 @@ def decode_inbound(data: bytes) -> InboundMessage:
     return MassCancel(tok, inst, side)
 
 
+_ALPHA_CACHE: dict[bytes, str] = {}
+
+
 def _decode_alpha(raw: bytes, offset: int, token: int, mtype: int) -> str:
-    """Right-space-padded printable ASCII -> str, or MessageError at ``offset``."""
+    """Right-space-padded printable ASCII -> str, or MessageError at ``offset``.
+
+    Valid values are memoised (accounts are few), so the common case is one dict lookup.
+    """
+    hit = _ALPHA_CACHE.get(raw)
+    if hit is not None:
+        return hit
     for i, b in enumerate(raw):
         if b < 0x20 or b > 0x7E:
             raise MessageError(
@@ -496,14 +505,27 @@ def _decode_alpha(raw: bytes, offset: int, token: int, mtype: int) -> str:
                 token,
                 mtype,
             )
-    return raw.decode("ascii").rstrip(" ")
+    text = raw.decode("ascii").rstrip(" ")
+    if len(_ALPHA_CACHE) < 65536:
+        _ALPHA_CACHE[raw] = text
+    return text
+
+
+_ALPHA_ENC: dict[tuple[str, int], bytes] = {}
 
 
 def _alpha(text: str, width: int) -> bytes:
+    """str -> right-space-padded ASCII field (memoised: accounts are few)."""
+    hit = _ALPHA_ENC.get((text, width))
+    if hit is not None:
+        return hit
     raw = text.encode("ascii")
     if len(raw) > width:
         raise ValueError(f"account longer than {width} characters: {text!r}")
-    return raw.ljust(width, b" ")
+    out = raw.ljust(width, b" ")
+    if len(_ALPHA_ENC) < 65536:
+        _ALPHA_ENC[(text, width)] = out
+    return out
 
 
 def _c(v: int) -> bytes:

@@ -1,0 +1,347 @@
+"""Wire benchmark: order-to-ack round trip and pipelined throughput through ``flopex serve``.
+
+``python -m bench.wire [--quick] [--json]``
+
+1. Starts ``flopex serve`` (``python -m exchange.cli serve``, numba engine) as a separate
+   process on 127.0.0.1, with generated bench logins.
+2. Closed loop, one session: send Enter Order, wait for Accepted, record the round trip in
+   a log-linear histogram (1% resolution); cancel it (not timed) so the book stays small.
+3. Pipelined, several sessions in parallel: each keeps a window of orders in flight;
+   resting limit orders that never cross, spread over accounts and products so pre-trade
+   position limits are not hit. ``orders_per_s`` = Accepted received per second, from the
+   first send to the last ack.
+4. The floor, in the same run: a bare uvloop echo server (separate process) speaking the
+   same SoupBinTCP framing answers each Unsequenced Data packet with a Sequenced Data packet
+   carrying the same bytes; the same closed loop measures ``echo_rtt_*``.
+
+The client runs in this process (the other core of a 2-core box), the server in its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+from exchange.protocol import messages as m
+from exchange.protocol import soupbintcp as soup
+
+TRADE_DATE = dt.date(2026, 11, 25)
+CANCEL = True
+
+
+# --------------------------------------------------------------------- histogram
+class LogLinearHistogram:
+    """Counts of positive integers (ns) in log-linear buckets: each power of two split
+    into ``sub`` linear buckets, so any value is known within 1/``sub`` of itself."""
+
+    def __init__(self, sub: int = 128) -> None:
+        self.sub = sub
+        self.counts: dict[int, int] = {}
+        self.n = 0
+        self.max = 0
+
+    def _bucket(self, v: int) -> int:
+        if v < self.sub:
+            return v
+        shift = v.bit_length() - self.sub.bit_length()
+        return (shift + 1) * self.sub + ((v >> shift) - self.sub)
+
+    def _upper(self, b: int) -> int:
+        if b < self.sub:
+            return b
+        shift = b // self.sub - 1
+        return ((b % self.sub + self.sub + 1) << shift) - 1
+
+    def record(self, v: int) -> None:
+        b = self._bucket(max(v, 0))
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.n += 1
+        self.max = max(self.max, v)
+
+    def percentile(self, q: float) -> int:
+        """Smallest bucket upper bound covering ``q`` percent of the samples."""
+        if not self.n:
+            return 0
+        rank = max(1, -(-self.n * q // 100))
+        seen = 0
+        for b in sorted(self.counts):
+            seen += self.counts[b]
+            if seen >= rank:
+                return min(self._upper(b), self.max)
+        return self.max
+
+
+# --------------------------------------------------------------------- echo server
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+        self.dec = soup.FrameDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        out = []
+        for ptype, payload in self.dec.feed(data):
+            if ptype == 0x4C:  # L
+                out.append(soup.login_accepted("ECHO", 1))
+            elif ptype == 0x55:  # U
+                out.append(soup.sequenced(payload))
+        if out:
+            self.t.write(b"".join(out))
+
+
+async def _echo_main(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_Echo, "127.0.0.1", port)
+    print(f"echo: listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+# --------------------------------------------------------------------- clients
+class _Conn(asyncio.Protocol):
+    """Lean bench client: counts Accepted, wakes a waiter per packet."""
+
+    def __init__(self) -> None:
+        self.dec = soup.FrameDecoder()
+        self.acks = 0
+        self.other = 0
+        self.waiter: asyncio.Future | None = None
+        self.logged_in = asyncio.get_event_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t = transport
+
+    def data_received(self, data: bytes) -> None:
+        for ptype, payload in self.dec.feed(data):
+            if ptype == 0x53:  # S
+                kind = payload[0]
+                if kind in (0x41, 0x4F):  # Accepted (or an echoed Enter Order)
+                    self.acks += 1
+                elif kind == 0x4A:  # Rejected
+                    self.other += 1
+            elif ptype == 0x41 and not self.logged_in.done():
+                self.logged_in.set_result(True)
+            elif ptype == 0x4A and not self.logged_in.done():
+                self.logged_in.set_exception(RuntimeError("bench login rejected"))
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+async def _connect(port: int, user: str, password: str) -> _Conn:
+    loop = asyncio.get_running_loop()
+    _, c = await loop.create_connection(_Conn, "127.0.0.1", port)
+    c.t.write(soup.login_request(user, password, "", 0))
+    await asyncio.wait_for(c.logged_in, 10)
+    return c
+
+
+def _enter(token: int, iid: int, price: int, account: str, side: int = 0x42) -> bytes:
+    return soup.unsequenced(
+        m.encode_inbound(m.EnterOrder(token, iid, side, 0x4C, 0x30, price, 1, account=account))
+    )
+
+
+async def closed_loop(port: int, user: str, n: int, iid: int, account: str) -> LogLinearHistogram:
+    """n order -> ack round trips on one connection (each order canceled afterwards)."""
+    c = await _connect(port, user, "bench")
+    loop = asyncio.get_running_loop()
+    hist = LogLinearHistogram()
+    for i in range(n + n // 10):  # the first 10% warm up
+        token = i + 1
+        pkt = _enter(token, iid, 1000 + i % 500, account)
+        want = c.acks + 1
+        c.waiter = loop.create_future()
+        t0 = time.perf_counter_ns()
+        c.t.write(pkt)
+        while c.acks < want:
+            await c.waiter
+            c.waiter = loop.create_future()
+        t1 = time.perf_counter_ns()
+        if i >= n // 10:
+            hist.record(t1 - t0)
+        if CANCEL:
+            c.t.write(soup.unsequenced(m.encode_inbound(m.CancelOrder(token))))
+    c.t.close()
+    return hist
+
+
+async def pipelined(
+    port: int, users: list[str], per_conn: int, iids: list[int], accounts: int, window: int
+) -> float:
+    """Orders acknowledged per second with every connection keeping ``window`` in flight."""
+    conns = [await _connect(port, u, "bench") for u in users]
+    loop = asyncio.get_running_loop()
+    chunk = 200
+
+    def batches(k: int, user: str) -> list[bytes]:
+        out = []
+        for start in range(0, per_conn, chunk):
+            pkts = []
+            for i in range(start, min(per_conn, start + chunk)):
+                acct = f"{user.upper()}A{i % accounts}"
+                iid = iids[(i // accounts) % len(iids)]
+                pkts.append(_enter(i + 1, iid, 100 + (i * 7 + k) % 900, acct))
+            out.append(b"".join(pkts))
+        return out
+
+    prepared = [batches(k, u) for k, u in enumerate(users)]
+
+    async def run(c: _Conn, blobs: list[bytes]) -> None:
+        sent = 0
+        for blob in blobs:
+            while sent - c.acks - c.other >= window:
+                c.waiter = loop.create_future()
+                await c.waiter
+            c.t.write(blob)
+            sent += chunk
+        while c.acks + c.other < per_conn:
+            c.waiter = loop.create_future()
+            await c.waiter
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(c, b) for c, b in zip(conns, prepared, strict=True)))
+    elapsed = time.perf_counter() - t0
+    acks = sum(c.acks for c in conns)
+    rejects = sum(c.other for c in conns)
+    for c in conns:
+        c.t.close()
+    if rejects:
+        print(f"wire bench: {rejects} orders were not accepted", file=sys.stderr)
+    return acks / elapsed
+
+
+# --------------------------------------------------------------------- processes
+def _start(cmd: list[str], marker: str, timeout: float = 180.0) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=os.getcwd()
+    )
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if marker in line:
+            port = int(line.split(marker, 1)[1].split()[0].rsplit(":", 1)[1])
+            return proc, port
+    proc.kill()
+    raise RuntimeError(f"{cmd[2:5]} did not start")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _access_file(path: Path, users: list[str], accounts: int) -> None:
+    from exchange.auth import hash_password
+
+    lines = ["accounts:"]
+    for u in users:
+        for a in range(accounts):
+            lines.append(f"  - name: {u.upper()}A{a}")
+    lines.append("logins:")
+    for u in users:
+        accts = ", ".join(f"{u.upper()}A{a}" for a in range(accounts))
+        lines += [
+            f"  - username: {u}",
+            f'    password_hash: "{hash_password("bench", n=16)}"',
+            f"    accounts: [{accts}]",
+            "    throttle_per_second: 100000000",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run(quick: bool) -> dict:
+    from contracts.calendar import listed_contracts
+    from contracts.registry import load_products
+
+    contracts = listed_contracts(load_products(), TRADE_DATE)
+    fronts = {}
+    for c in contracts:
+        fronts.setdefault(c.product.code, c.instrument_id)
+    iids = list(fronts.values())
+    n_rtt = 3000 if quick else 20000
+    conns = 4
+    per_conn = 25_000 if quick else 100_000
+    accounts = 16
+    users = ["rtt"] + [f"p{k}" for k in range(conns)]
+    with tempfile.TemporaryDirectory(prefix="flopex-wire-") as tmp:
+        access = Path(tmp) / "access.yaml"
+        _access_file(access, users, accounts)
+        serve_cmd = [
+            sys.executable, "-m", "exchange.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+            "--data-dir", str(Path(tmp) / "data"), "--trade-date", TRADE_DATE.isoformat(),
+            "--access", str(access), "--max-outbound", str(256 << 20),
+        ]  # fmt: skip
+        echo_cmd = [sys.executable, "-m", "bench.wire", "--echo-server"]
+        result: dict = {"quick": quick, "rtt_samples": n_rtt, "connections": conns}
+        proc, port = _start(echo_cmd, "listening on ")
+        try:
+            h = uvloop.run(closed_loop(port, "rtt", n_rtt, iids[0], "RTTA0"))
+        finally:
+            _stop(proc)
+        result.update(
+            echo_rtt_p50_us=h.percentile(50) / 1000,
+            echo_rtt_p99_us=h.percentile(99) / 1000,
+            echo_rtt_p999_us=h.percentile(99.9) / 1000,
+        )
+        proc, port = _start(serve_cmd, "listening on ")
+        try:
+            h = uvloop.run(closed_loop(port, "rtt", n_rtt, iids[0], "RTTA0"))
+            result.update(
+                ack_rtt_p50_us=h.percentile(50) / 1000,
+                ack_rtt_p99_us=h.percentile(99) / 1000,
+                ack_rtt_p999_us=h.percentile(99.9) / 1000,
+            )
+            rate = uvloop.run(pipelined(port, users[1:], per_conn, iids, accounts, window=4000))
+            result["orders_per_s"] = round(rate)
+            result["orders_total"] = per_conn * conns
+        finally:
+            _stop(proc)
+    result["ack_vs_echo_p50"] = round(result["ack_rtt_p50_us"] / result["echo_rtt_p50_us"], 2)
+    result["ack_vs_echo_p99"] = round(result["ack_rtt_p99_us"] / result["echo_rtt_p99_us"], 2)
+    result["targets"] = {
+        "ack_p50_le_1.5x_echo": result["ack_vs_echo_p50"] <= 1.5,
+        "ack_p99_le_2x_echo": result["ack_vs_echo_p99"] <= 2.0,
+        "orders_per_s_ge_100k": result["orders_per_s"] >= 100_000,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.wire", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run, under a minute")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.echo_server:
+        uvloop.run(_echo_main(0))
+        return 0
+    res = run(args.quick)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>20}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
