@@ -22,7 +22,7 @@ from clearing.ledger import DayBooking, Ledger
 from clearing.methodology import IndexMethod, default_methods, method_for
 from clearing.quotes import Quote, load_quotes
 from clearing.reports import DayResult, publish_settlement_file, write_reports
-from clearing.settlement_prices import settle_contracts
+from clearing.settlement_prices import contract_index, settle_contracts
 from clearing.tradelog import (
     CloseBook,
     TradeLog,
@@ -190,8 +190,9 @@ def compute_settlement(
     timings["inputs_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    prices = settle_contracts(contracts, day, log, close, fixing_values, prev)
     iids = np.array([c.instrument_id for c in contracts], np.int64)
+    trade_cidx = contract_index(iids, log.instrument_id)
+    prices = settle_contracts(contracts, day, log, close, fixing_values, prev, trade_cidx)
     settle = np.array([prices[int(i)].ticks for i in iids], np.int64)
     prev_arr = np.array([prev.get(int(i), prices[int(i)].ticks) for i in iids], np.int64)
     tv = np.array([c.product.tick_value_minor for c in contracts], np.int64)
@@ -208,13 +209,12 @@ def compute_settlement(
             new_accounts.append((aid, name))
             next_id += 1
         local_to_id[k] = aid
-    trade_acct = local_to_id[log.account] if len(log) else np.zeros(0, np.int64)
     day_pos = compute_day(
         pos_a,
         np.searchsorted(iids, pos_i),
         pos_q,
-        trade_acct,
-        np.searchsorted(iids, log.instrument_id),
+        log.account,
+        trade_cidx,
         log.side,
         log.quantity,
         log.price_ticks,
@@ -223,14 +223,20 @@ def compute_settlement(
         tv,
         fee,
         next_id,
+        local_to_id,
     )
     final_c = np.array([prices[int(i)].tier == "final" for i in iids], bool)
     closing = final_c[day_pos.cidx]
     new_qty = np.where(closing, 0, day_pos.qty)
     keep = new_qty != 0
-    fee_acct, fee_inv = np.unique(day_pos.account, return_inverse=True)
-    fee_sum = np.zeros(fee_acct.shape[0], np.int64)
-    np.add.at(fee_sum, fee_inv, day_pos.fee)
+    # Rows are ordered by account (cell = account x n_c + contract): per-account fee totals
+    # are segment sums, O(rows) without a sort.
+    if len(day_pos):
+        starts = np.flatnonzero(np.diff(day_pos.account, prepend=-1))
+        fee_acct = day_pos.account[starts]
+        fee_sum = np.add.reduceat(day_pos.fee, starts)
+    else:
+        fee_acct = fee_sum = np.zeros(0, np.int64)
     timings["compute_s"] = time.perf_counter() - t1
 
     names = {v: k for k, v in known.items()}

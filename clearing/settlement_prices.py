@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from clearing.kernels import lookup, window_sums
 from clearing.tradelog import NO_PRICE, CloseBook, TradeLog
 from contracts.calendar import Contract
 from contracts.errors import FlopexError
@@ -96,23 +97,40 @@ def final_settlement_ticks(contract: Contract, fixings: Mapping[dt.date, int]) -
 
 
 def closing_window_stats(
-    log: TradeLog, iids: np.ndarray, close_ts_ns: np.ndarray, window_s: np.ndarray
+    log: TradeLog,
+    iids: np.ndarray,
+    close_ts_ns: np.ndarray,
+    window_s: np.ndarray,
+    cidx: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per instrument in ``iids`` (sorted): volume and sum of price x quantity (ticks) of the
-    trades (buy rows, so each fill counts once) in ``[close - window, close]``. O(rows)."""
+    trades (buy rows, so each fill counts once) in ``[close - window, close]``. ``cidx``
+    (each row's index into ``iids``, -1 if absent) is computed if not given. O(rows)."""
     vol = np.zeros(iids.size, np.int64)
     notional = np.zeros(iids.size, np.int64)
     if len(log) == 0:
         return vol, notional
-    k = np.searchsorted(iids, log.instrument_id)
-    k = np.minimum(k, iids.size - 1)
-    known = iids[k] == log.instrument_id
-    close = close_ts_ns[k]
-    start = close - window_s[k] * 1_000_000_000
-    m = known & (log.side > 0) & (log.ts_ns >= start) & (log.ts_ns <= close)
-    np.add.at(vol, k[m], log.quantity[m])
-    np.add.at(notional, k[m], log.quantity[m] * log.price_ticks[m])
+    if cidx is None:
+        cidx = contract_index(iids, log.instrument_id)
+    window_sums(
+        cidx, log.side, log.ts_ns, log.quantity, log.price_ticks,
+        np.ascontiguousarray(close_ts_ns, np.int64),
+        np.ascontiguousarray(window_s, np.int64) * 1_000_000_000, vol, notional,
+    )  # fmt: skip
     return vol, notional
+
+
+def contract_index(iids: np.ndarray, instrument_id: np.ndarray) -> np.ndarray:
+    """Each row's index into the sorted ``iids`` (-1 if absent), via a dense lookup table
+    over instrument ids (ids are small: product x 10000 + yymm). O(rows)."""
+    if instrument_id.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    top = int(max(int(iids.max(initial=0)), int(instrument_id.max()))) + 1
+    lut = np.full(top, -1, np.int64)
+    lut[iids] = np.arange(iids.size)
+    out = np.empty(instrument_id.shape[0], np.int64)
+    lookup(lut, np.ascontiguousarray(instrument_id, np.int64), out)
+    return out
 
 
 def market_tier(
@@ -141,6 +159,7 @@ def settle_contracts(
     close: CloseBook,
     fixings: Mapping[str, Mapping[dt.date, int]],
     prev: Mapping[int, int],
+    trade_cidx: np.ndarray | None = None,
 ) -> dict[int, SettlementPrice]:
     """Settlement prices of ``contracts`` on ``day`` (final price on a final settlement date).
 
@@ -163,7 +182,7 @@ def settle_contracts(
     window = np.array(
         [c.product.daily_settlement.closing_window_seconds for c in ordered], np.int64
     )
-    vol, notional = closing_window_stats(log, iids, close_ts, window)
+    vol, notional = closing_window_stats(log, iids, close_ts, window, trade_cidx)
 
     market: dict[int, tuple[int, str, str]] = {}
     for j, c in enumerate(ordered):

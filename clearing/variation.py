@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clearing.kernels import accumulate_cells
+
 
 class ClearingInvariantError(RuntimeError):
     """An internal accounting invariant failed (a bug or corrupt input): nothing is booked."""
 
 
-#: Above this many (account x contract) cells the grouping switches from dense to sorted.
+#: Above this many (account x contract) cells grouping switches from dense (numba) to sorted.
 DENSE_LIMIT = 64_000_000
 
 
@@ -49,19 +51,6 @@ class DayPositions:
         return int(self.account.shape[0])
 
 
-def _group(keys: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unique ``keys`` (ascending) and each key's index into them. O(n + size) dense,
-    O(n log n) when ``size`` exceeds :data:`DENSE_LIMIT`."""
-    if size <= DENSE_LIMIT:
-        present = np.zeros(size, bool)
-        present[keys] = True
-        uniq = np.flatnonzero(present)
-        remap = np.cumsum(present, dtype=np.int64) - 1
-        return uniq, remap[keys]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    return uniq, inv
-
-
 def compute_day(
     prior_account: np.ndarray,
     prior_cidx: np.ndarray,
@@ -76,36 +65,53 @@ def compute_day(
     tick_value: np.ndarray,
     fee_per_lot: np.ndarray,
     n_accounts: int,
+    account_map: np.ndarray | None = None,
 ) -> DayPositions:
     """Positions, VM and fees for every (account, contract) touched today. O(rows).
 
-    ``prev_settle[c]`` may be any value where no account held ``c`` before today (it then
-    multiplies zero). Raises :class:`ClearingInvariantError` if VM does not sum to zero per
-    contract, or if prior positions do not net to zero per contract.
+    ``account_map``, if given, maps ``trade_account`` values (e.g. indexes into a trade
+    log's account names) to account ids. ``prev_settle[c]`` may be any value where no
+    account held ``c`` before today (it then multiplies zero). Raises
+    :class:`ClearingInvariantError` if VM does not sum to zero per contract, or if prior
+    positions do not net to zero per contract.
     """
     n_c = int(settle.shape[0])
-    keys = np.concatenate(
-        [
-            prior_account.astype(np.int64) * n_c + prior_cidx,
-            trade_account.astype(np.int64) * n_c + trade_cidx,
-        ]
-    )
-    uniq, inv = _group(keys, max(1, n_accounts * n_c))
-    n_prior = prior_account.shape[0]
-    g_prior, g_trade = inv[:n_prior], inv[n_prior:]
-    m = uniq.shape[0]
-    prior = np.zeros(m, np.int64)
-    bought = np.zeros(m, np.int64)
-    sold = np.zeros(m, np.int64)
-    notional = np.zeros(m, np.int64)
-    np.add.at(prior, g_prior, prior_qty)
-    buy = trade_side > 0
-    np.add.at(bought, g_trade[buy], trade_qty[buy])
-    np.add.at(sold, g_trade[~buy], trade_qty[~buy])
-    np.add.at(notional, g_trade, trade_side * trade_qty * trade_price)
+    i64 = np.int64
+    size = max(1, n_accounts * n_c)
+    amap = np.zeros(0, i64) if account_map is None else np.ascontiguousarray(account_map, i64)
+    if size <= DENSE_LIMIT:
+        sums = np.zeros((size, 4), i64)
+        accumulate_cells(
+            *(np.ascontiguousarray(x, i64) for x in (prior_account, prior_cidx, prior_qty)),
+            np.ascontiguousarray(trade_account, i64), amap,
+            *(np.ascontiguousarray(x, i64) for x in (trade_cidx, trade_side, trade_qty,
+                                                     trade_price)),
+            n_c, sums,
+        )  # fmt: skip
+        uniq = np.flatnonzero((sums[:, 0] != 0) | (sums[:, 2] != 0))
+        cell_sums = sums[uniq]
+        prior, net, gross, notional = (np.ascontiguousarray(cell_sums[:, j]) for j in range(4))
+    else:
+        if amap.shape[0]:
+            trade_account = amap[trade_account]
+        prior_cell = np.asarray(prior_account, i64) * n_c + prior_cidx
+        trade_cell = np.asarray(trade_account, i64) * n_c + trade_cidx
+        uniq, inv = np.unique(np.concatenate([prior_cell, trade_cell]), return_inverse=True)
+        n_prior = prior_cell.shape[0]
+        g_prior, g_trade = inv[:n_prior], inv[n_prior:]
+        m = uniq.shape[0]
+        prior = np.zeros(m, i64)
+        net = np.zeros(m, i64)
+        gross = np.zeros(m, i64)
+        notional = np.zeros(m, i64)
+        np.add.at(prior, g_prior, prior_qty)
+        np.add.at(net, g_trade, trade_side * trade_qty)
+        np.add.at(gross, g_trade, trade_qty)
+        np.add.at(notional, g_trade, trade_side * trade_qty * trade_price)
+    bought = (gross + net) // 2
+    sold = (gross - net) // 2
     account = uniq // n_c
     cidx = uniq % n_c
-    net = bought - sold
     s = settle[cidx]
     vm = tick_value[cidx] * (prior * (s - prev_settle[cidx]) + s * net - notional)
     fee = fee_per_lot[cidx] * (bought + sold)
