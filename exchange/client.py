@@ -89,6 +89,7 @@ class OrderClient:
         self._error: Exception | None = None
         self._hb_task: asyncio.Task | None = None
         self._last_sent = 0.0
+        self._last_recv = time.monotonic()
 
     # --- connection --------------------------------------------------------------------
     async def connect(self, sequence: int | None = None, timeout: float = 10.0) -> int:
@@ -149,9 +150,15 @@ class OrderClient:
             proto.transport.close()
 
     async def _heartbeats(self) -> None:
+        """Client heartbeat after ``heartbeat_s`` idle; drop a gateway silent for 15 s."""
         while True:
             await asyncio.sleep(self.heartbeat_s / 2)
-            if self.connected and time.monotonic() - self._last_sent >= self.heartbeat_s:
+            if not self.connected:
+                continue
+            now = time.monotonic()
+            if now - self._last_recv > soup.TIMEOUT_S:
+                self._drop()
+            elif now - self._last_sent >= self.heartbeat_s:
                 self._write(soup.CLIENT_HEARTBEAT_PACKET)
 
     # --- sending -----------------------------------------------------------------------
@@ -221,6 +228,7 @@ class OrderClient:
 
     # --- receiving ---------------------------------------------------------------------
     def _on_packets(self, packets: list[tuple[int, bytes]]) -> None:
+        self._last_recv = time.monotonic()
         new = False
         for ptype, payload in packets:
             if ptype == 0x53:  # S

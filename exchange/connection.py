@@ -31,9 +31,15 @@ class SoupServerConnection(asyncio.Protocol):
     """Server side of one SoupBinTCP connection."""
 
     def __init__(
-        self, gateway: Gateway, registry: set, max_outbound: int, sndbuf: int | None = None
+        self,
+        gateway: Gateway,
+        registry: set,
+        max_outbound: int,
+        sndbuf: int | None = None,
+        idle_timeout: float = soup.TIMEOUT_S,
     ) -> None:
         self.sndbuf = sndbuf
+        self.idle_timeout = idle_timeout
         self.gateway = gateway
         self.registry = registry
         self.max_outbound = max_outbound
@@ -189,7 +195,7 @@ class SoupServerConnection(asyncio.Protocol):
     def tick(self, now: float) -> None:
         """Heartbeat duty, called about every 0.25 s: send one after 1 s idle; 15 s silence
         from the client closes the connection."""
-        if now - self.last_recv > soup.TIMEOUT_S:
+        if now - self.last_recv > self.idle_timeout:
             self.disconnect("heartbeat timeout")
             return
         if self.session is not None and now - self.last_sent >= soup.HEARTBEAT_INTERVAL_S:
@@ -204,11 +210,13 @@ async def serve_gateway(
     max_outbound: int = 8 << 20,
     tick_s: float = 0.25,
     sndbuf: int | None = None,
+    idle_timeout: float = soup.TIMEOUT_S,
 ) -> tuple[asyncio.Server, asyncio.Task, set]:
     """Start listening; returns ``(server, heartbeat task, live connections)``.
 
     ``max_outbound`` bounds each connection's user-space output buffer (bytes) before it
-    counts as a slow consumer; ``sndbuf`` optionally caps the kernel send buffer too.
+    counts as a slow consumer; ``sndbuf`` optionally caps the kernel send buffer too;
+    ``idle_timeout`` is how long a silent client is kept (SoupBinTCP: 15 s).
 
     The gateway's flushes are scheduled on the running loop (one per loop iteration).
     """
@@ -222,7 +230,9 @@ async def serve_gateway(
 
     gateway.on_close.append(on_close)
     server = await loop.create_server(
-        lambda: SoupServerConnection(gateway, conns, max_outbound, sndbuf), host, port
+        lambda: SoupServerConnection(gateway, conns, max_outbound, sndbuf, idle_timeout),
+        host,
+        port,
     )
 
     async def heartbeats() -> None:

@@ -80,6 +80,7 @@ def run_live(
     scenario: Scenario,
     max_outbound: int = 8 << 20,
     sndbuf: int | None = None,
+    idle_timeout: float = 15.0,
     **kw: Any,
 ) -> Gateway:
     """Start a gateway, run ``scenario(live)``, stop; returns the gateway for inspection."""
@@ -91,7 +92,7 @@ def run_live(
         kw.setdefault("engine", "reference")
         gw = build_gateway(ACCESS, TRADE_DATE, data_dir=tmp_path, **kw)
         server, hb, conns = await serve_gateway(
-            gw, "127.0.0.1", 0, max_outbound=max_outbound, sndbuf=sndbuf
+            gw, "127.0.0.1", 0, max_outbound=max_outbound, sndbuf=sndbuf, idle_timeout=idle_timeout
         )
         port = server.sockets[0].getsockname()[1]
         try:

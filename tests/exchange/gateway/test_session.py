@@ -201,3 +201,23 @@ def test_client_connect_to_a_closed_port_is_a_flopex_error() -> None:
             await c.connect(timeout=2)
 
     asyncio.run(main())
+
+
+def test_silent_client_is_disconnected_after_the_idle_timeout(live) -> None:
+    got = []
+
+    async def scenario(lv: Live) -> None:
+        reader, writer = await asyncio.open_connection(lv.host, lv.port)
+        writer.write(soup.login_request("alice", "alice-pw", "", 0))
+        data = b""
+        while True:  # server heartbeats keep coming until it gives up on us
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            data += chunk
+        got.append(data)
+        writer.close()
+
+    live(scenario, idle_timeout=1.5)
+    kinds = [chr(p) for p, _ in soup.FrameDecoder().feed(got[0])]
+    assert kinds[0] == "A" and "H" in kinds

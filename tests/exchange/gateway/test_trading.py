@@ -149,3 +149,28 @@ def test_engine_reject_reason_reaches_the_wire(live) -> None:
 
     live(scenario)
     assert got[0].reason == RejectCode.PRICE_OUT_OF_BAND
+
+
+def test_stop_order_triggers_when_the_market_trades_through(live) -> None:
+    got = []
+
+    async def scenario(lv: Live) -> None:
+        alice, bob = await lv.logged_in("alice"), await lv.logged_in("bob")
+        # establish a last price, then a buy stop at 2810 and liquidity above it
+        await bob.wait_for_token(bob.enter(H100Z26, "S", 1, price=2800, account="BOB"))
+        t = alice.enter(H100Z26, "B", 1, price=2800, account="ALICE")
+        await alice.wait_for(lambda x: isinstance(x, m.Executed) and x.token == t)
+        stop = alice.enter(H100Z26, "B", 2, account="ALICE", order_type="S", stop_price=2810)
+        assert isinstance(await alice.wait_for_token(stop), m.Accepted)
+        await bob.wait_for_token(bob.enter(H100Z26, "S", 5, price=2815, account="BOB"))
+        await bob.wait_for_token(bob.enter(H100Z26, "S", 1, price=2810, account="BOB"))
+        alice.enter(H100Z26, "B", 1, price=2810, account="ALICE")  # trades at 2810
+        got.append(await alice.wait_for(_is(m.StopTriggered, stop)))
+        got.append(await alice.wait_for(_is(m.Executed, stop)))
+        await alice.close()
+        await bob.close()
+
+    live(scenario)
+    trig, fill = got
+    assert trig.stop_price == 2810
+    assert (fill.price, fill.quantity) == (2815, 2)
