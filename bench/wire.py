@@ -240,6 +240,15 @@ def _start(cmd: list[str], marker: str, timeout: float = 180.0) -> tuple[subproc
     raise RuntimeError(f"{cmd[2:5]} did not start")
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User+system CPU seconds of a process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -310,8 +319,18 @@ def run(quick: bool) -> dict:
                 ack_rtt_p99_us=h.percentile(99) / 1000,
                 ack_rtt_p999_us=h.percentile(99.9) / 1000,
             )
+            cpu0 = _cpu_seconds(proc.pid)
+            t0 = time.perf_counter()
             rate = uvloop.run(pipelined(port, users[1:], per_conn, iids, accounts, window=4000))
+            wall = time.perf_counter() - t0
+            cpu1 = _cpu_seconds(proc.pid)
             result["orders_per_s"] = round(rate)
+            if cpu0 is not None and cpu1 is not None:
+                # share of one core the gateway used during the pipelined run, and its
+                # CPU cost per order (what the throughput would be with a core to itself)
+                result["gateway_cpu_share"] = round((cpu1 - cpu0) / wall, 2)
+                us = (cpu1 - cpu0) / (per_conn * conns) * 1e6
+                result["gateway_cpu_us_per_order"] = round(us, 1)
             result["orders_total"] = per_conn * conns
         finally:
             _stop(proc)

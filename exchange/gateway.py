@@ -57,7 +57,6 @@ _E_TRADE = int(EventType.TRADE)
 _E_CANCELLED = int(EventType.CANCELLED)
 _E_REPLACED = int(EventType.REPLACED)
 _E_STOP = int(EventType.STOP_TRIGGERED)
-_E_LEVEL = int(EventType.LEVEL)
 _E_STATUS = int(EventType.STATUS)
 _E_DONE = int(EventType.MASS_CANCEL_DONE)
 
@@ -128,9 +127,6 @@ class Gateway:
         self.orders: dict[int, OrderRec] = {}  # user_ref -> order
         self._next_ref = 1
         self.status: dict[int, int] = {iid: int(InstrumentStatus.OPEN) for iid in self.contracts}
-        self.levels: dict[int, tuple[dict[int, int], dict[int, int]]] = {
-            iid: ({}, {}) for iid in self.contracts
-        }
         self.closed = False
         self.close_path: Path | None = None
         self.on_close: list[Callable[[], None]] = []
@@ -421,12 +417,18 @@ class Gateway:
         )
 
     # --- the close -------------------------------------------------------------------
-    def best(self, iid: int) -> tuple[int | None, int, int | None, int]:
-        """(best bid, its visible qty, best ask, its visible qty) from the level events."""
-        bids, asks = self.levels[iid]
-        b = max(bids) if bids else None
-        a = min(asks) if asks else None
-        return b, bids.get(b, 0) if b is not None else 0, a, asks.get(a, 0) if a is not None else 0
+    def tops(self) -> dict[int, tuple[int | None, int, int | None, int]]:
+        """(best bid, its displayed qty, best ask, its displayed qty) per instrument, read
+        from the engine's book snapshot (O(book); used once, at the close)."""
+        snap = self.sequencer.engine.snapshot()["instruments"]  # type: ignore[attr-defined]
+        out = {}
+        for iid in self.contracts:
+            ins = snap.get(iid, {})
+            bids, asks = ins.get("bids") or [], ins.get("asks") or []
+            b = (bids[0][0], bids[0][1]) if bids else (None, 0)
+            a = (asks[0][0], asks[0][1]) if asks else (None, 0)
+            out[iid] = (b[0], b[1], a[0], a[1])
+        return out
 
     def close_day(self, admin: Session | None = None, token: int = 0) -> Path | None:
         """Close the trading day: close record, expire day orders, status closed, End of Session.
@@ -441,7 +443,8 @@ class Gateway:
             return self.close_path
         self.flush()
         close_ts = self.sequencer.reserve(1)
-        tops = [(c, *self.best(iid)) for iid, c in self.contracts.items()]
+        top = self.tops()
+        tops = [(c, *top[iid]) for iid, c in self.contracts.items()]
         if self.data_dir is not None:
             self.close_path = write_close_record(self.data_dir, self.trade_date, close_ts, tops)
         self.closed = True
@@ -467,12 +470,6 @@ class Gateway:
         et = ev[0]
         if et == _E_TRADE:
             self._on_trade(ev)
-        elif et == _E_LEVEL:
-            book = self.levels[ev[5]][0 if ev[7] == 1 else 1]
-            if ev[10]:
-                book[ev[9]] = ev[10]
-            else:
-                book.pop(ev[9], None)
         elif et == _E_ACCEPTED:
             rec = self.orders.get(ev[2])
             if rec is None:

@@ -26,6 +26,8 @@ from contracts.calendar import Contract
 from exchange.protocol.codes import RejectCode, WireOrderType, WireSide
 
 _BUY = WireSide.BUY.value
+_LIMIT_TYPES = (WireOrderType.LIMIT.value, WireOrderType.STOP_LIMIT.value)
+_STOP_TYPES = (WireOrderType.STOP.value, WireOrderType.STOP_LIMIT.value)
 
 
 @dataclass
@@ -39,6 +41,10 @@ class InstrumentRisk:
     tick_value_minor: int
     product_code: str
     spot_month: bool
+    min_qty: int = 1
+    max_qty: int = 0
+    limit_all_months: int = 0
+    limit_spot_month: int = 0
 
 
 @dataclass(slots=True)
@@ -71,6 +77,10 @@ class RiskChecker:
                 tick_value_minor=spec.tick_value_minor,
                 product_code=spec.code,
                 spot_month=c.is_spot_month(trade_date),
+                min_qty=spec.min_order_qty,
+                max_qty=spec.max_order_qty,
+                limit_all_months=spec.position_limits.all_months,
+                limit_spot_month=spec.position_limits.spot_month,
             )
         self.default_max_notional_minor = default_max_notional_minor
         self.account_max_notional: dict[int, int] = {}
@@ -152,13 +162,12 @@ class RiskChecker:
         ir = self.instruments.get(inst)
         if ir is None:
             return RejectCode.UNKNOWN_INSTRUMENT
-        spec = ir.contract.product
-        if qty > spec.max_order_qty:
+        if qty > ir.max_qty:
             return RejectCode.RISK_MAX_ORDER_QTY
-        if qty < spec.min_order_qty:
+        if qty < ir.min_qty:
             return RejectCode.RISK_MIN_ORDER_QTY
-        has_limit = order_type in (WireOrderType.LIMIT, WireOrderType.STOP_LIMIT)
-        has_stop = order_type in (WireOrderType.STOP, WireOrderType.STOP_LIMIT)
+        has_limit = order_type in _LIMIT_TYPES
+        has_stop = order_type in _STOP_TYPES
         lim = ir.limits
         if lim is not None:
             lo, hi = lim
@@ -179,15 +188,14 @@ class RiskChecker:
         add = qty if added_qty is None else added_qty
         if add > 0:
             e, p = self._exp(account, inst)
-            limits = spec.position_limits
             if side == _BUY:
                 worst_i = e.position + e.working_buy + add
                 worst_p = p.position + p.working_buy + add
             else:
                 worst_i = -e.position + e.working_sell + add
                 worst_p = -p.position + p.working_sell + add
-            if worst_p > limits.all_months:
+            if worst_p > ir.limit_all_months:
                 return RejectCode.RISK_POSITION_LIMIT
-            if ir.spot_month and worst_i > limits.spot_month:
+            if ir.spot_month and worst_i > ir.limit_spot_month:
                 return RejectCode.RISK_POSITION_LIMIT
         return None

@@ -18,7 +18,9 @@ from typing import Protocol
 
 import numpy as np
 
-from exchange.engine.abi import COMMAND_DTYPE, event_tuples
+from exchange.engine.abi import COMMAND_DTYPE, EventType, event_tuples
+
+_LEVEL = int(EventType.LEVEL)
 
 
 class BatchEngine(Protocol):
@@ -36,7 +38,10 @@ class Sequencer:
         self.last_ts = 0
         self.commands = 0  # global command sequence number of the last command
         self.events = 0  # global event sequence number of the last event
+        #: called with each stamped command batch before the engine sees it (journal)
         self.journal: list[Callable[[np.ndarray], None]] = []
+        #: called with each batch's full event array (market data, drop copies)
+        self.event_listeners: list[Callable[[np.ndarray], None]] = []
 
     def reserve(self, slots: int) -> int:
         """Reserve ``slots`` consecutive timestamps; returns the first. O(1)."""
@@ -51,7 +56,9 @@ class Sequencer:
         ``rows`` are command tuples in ``COMMAND_DTYPE`` field order (timestamp ignored);
         ``slots[i]`` is row ``i``'s position among the ``n_slots`` timestamp slots of the
         batch (the gateway interleaves replies of its own there). Row ``i`` is stamped
-        ``base + slots[i]``. Returns ``(base, events)``. O(len(rows)) plus the engine.
+        ``base + slots[i]``. Returns ``(base, events)``: every event but the LEVEL ones
+        (book-depth changes go to ``event_listeners`` only; sessions do not need them).
+        O(len(rows)) plus the engine.
         """
         base = self.reserve(n_slots)
         if not rows:
@@ -61,8 +68,12 @@ class Sequencer:
         self.commands += len(rows)
         for listener in self.journal:
             listener(cmds)
-        events = event_tuples(self.engine.process(cmds))
-        return base, events
+        events = self.engine.process(cmds)
+        for listener in self.event_listeners:
+            listener(events)
+        if len(events):
+            events = events[events["event_type"] != _LEVEL]
+        return base, event_tuples(events)
 
     def snapshot(self) -> dict[str, int]:
         """The sequencer's own state (the engine snapshots itself)."""
