@@ -1,0 +1,1307 @@
+# ruff: noqa: E741, SIM109  (O is the order-field array as in DESIGN.md; numba-friendly ors)
+"""The numba matching kernel: the reference book's semantics on struct-of-arrays state.
+
+Everything here is ``@njit(cache=True, _nrt=False)``: the kernels never allocate, so they
+are compiled without numba's reference counting (the single biggest speed factor, see
+``DESIGN.md``). State is a handful of numpy arrays created by :mod:`exchange.engine.state`:
+
+``O``     int32 ``(N_OFIELDS, capacity)`` order fields, one row per field (SoA)
+``UREF``  uint64 ``(capacity,)`` gateway routing tag per order
+``EXP``   int64 ``(capacity,)`` GTD expiry per order
+``FREE``  int32 ``(capacity,)`` LIFO stack of free order slots
+``LV``    int32 ``(3, levels)`` head, tail, order count per price level
+``LVT``   int64 ``(levels,)`` visible quantity per level
+``BM``    uint64 bitmap of non-empty levels (one bit per level)
+``INST``  int64 ``(n_instruments, N_IFIELDS)`` per-instrument config and state
+``S``     int64 ``(N_SFIELDS,)`` engine scalars (match id, free top, pending work)
+
+Each instrument owns four ladders (bids, asks, buy stops, sell stops) over its price band,
+laid end to end in ``LV``/``LVT`` and in ``BM``. Order ids are ``generation << 32 | slot``.
+
+``process`` handles a batch; when the event buffer is nearly full it stops *between*
+steps and records the unfinished work in ``S`` (an aggressor mid-sweep, pending stop
+triggers, a mass cancel); the next call finishes that work first. No event is ever
+dropped and the event stream is identical to an unbounded run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
+
+# ---- order fields (rows of O)
+F_PREV = 0
+F_NEXT = 1
+F_INST = 2
+F_FLAGS = 3  # side | otype << 2 | tif << 5 | smp << 8 | post_only << 10
+F_PRICE = 4
+F_STOP = 5
+F_SHOWN = 6
+F_HIDDEN = 7  # untriggered stops keep their minimum quantity here
+F_DISPLAY = 8
+F_ACCOUNT = 9
+F_GROUP = 10
+F_GEN = 11
+N_OFIELDS = 12
+
+# ---- instrument fields (columns of INST)
+I_ID = 0
+I_MIN = 1
+I_MAX = 2
+I_NLEV = 3
+I_LADDER = 4
+I_BM = 5
+I_NWORDS = 6
+I_REF = 7
+I_LIMIT = 8
+I_MINQ = 9
+I_MAXQ = 10
+I_ALGO = 11
+I_SMP = 12
+I_PROT = 13
+I_STATUS = 14
+I_LAST = 15
+I_HAS_LAST = 16
+I_BEST = 17  # 17..20: best index per book (-1 = empty)
+N_IFIELDS = 21
+
+# ---- engine scalars
+S_MATCH_ID = 0
+S_FREE_TOP = 1
+S_PEND_KIND = 2
+S_PEND_SLOT = 3
+S_PEND_CUR = 4
+S_PEND_INST = 5
+S_PEND_TS = 6
+S_SW_TYPE = 7
+S_SW_INST_ID = 8
+S_SW_ACCT = 9
+S_SW_COUNT = 10
+S_SW_UREF = 11
+S_SW_TOKEN = 12
+S_NEED = 13
+N_SFIELDS = 16
+
+PEND_NONE = 0
+PEND_AGGRESS = 1
+PEND_TRIGGERS = 2
+PEND_SWEEP = 3
+
+# ---- books
+B_BID = 0
+B_ASK = 1
+B_BUY_STOP = 2
+B_SELL_STOP = 3
+
+#: Free event slots required before each step; a step emits at most 6 events.
+MARGIN = 12
+
+# enum values (mirrors abi.py; numba folds these as constants)
+BUY = 1
+SELL = 2
+C_NEW = 1
+C_CANCEL = 2
+C_REPLACE = 3
+C_MASS = 4
+C_SESSION = 5
+C_EXPIRE = 6
+C_STATUS = 7
+C_REFERENCE = 8
+T_LIMIT = 1
+T_MARKET = 2
+T_STOP_MARKET = 3
+T_STOP_LIMIT = 4
+TIF_DAY = 1
+TIF_GTD = 3
+TIF_IOC = 4
+TIF_FOK = 5
+SMP_RESTING = 1
+SMP_INCOMING = 2
+SMP_BOTH = 3
+ST_OPEN = 2
+E_ACCEPTED = 1
+E_REJECTED = 2
+E_TRADE = 3
+E_CANCELLED = 4
+E_REPLACED = 5
+E_STOP_TRIGGERED = 6
+E_LEVEL = 7
+E_STATUS = 8
+E_REFERENCE = 9
+E_MASS_DONE = 10
+R_UNKNOWN_INSTRUMENT = 1
+R_MARKET_CLOSED = 2
+R_MARKET_PRE_OPEN = 3
+R_HALTED = 4
+R_INVALID_SIDE = 5
+R_INVALID_ORDER_TYPE = 6
+R_INVALID_TIF = 7
+R_INVALID_QUANTITY = 8
+R_PRICE_OUT_OF_BAND = 9
+R_PRICE_OUTSIDE_LIMITS = 10
+R_INVALID_DISPLAY = 11
+R_INVALID_MIN_QTY = 12
+R_POST_ONLY_WOULD_TRADE = 13
+R_INVALID_POST_ONLY = 14
+R_NO_LIQUIDITY = 15
+R_INVALID_STOP = 16
+R_INVALID_EXPIRE = 17
+R_CAPACITY = 18
+R_UNKNOWN_ORDER = 19
+R_INVALID_SMP = 20
+R_UNKNOWN_COMMAND = 21
+R_INVALID_STATUS = 22
+X_USER = 1
+X_IOC = 2
+X_FOK = 3
+X_MIN_QTY = 4
+X_SMP_RESTING = 5
+X_SMP_INCOMING = 6
+X_MASS = 7
+X_SESSION = 8
+X_GTD = 9
+X_NO_LIQUIDITY = 10
+PRO_RATA_MIN_ALLOCATION = 2
+
+_U1 = np.uint64(1)
+_U0 = np.uint64(0)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+JIT = {"cache": True, "_nrt": False, "boundscheck": False}
+INLINE = {"cache": True, "_nrt": False, "boundscheck": False, "inline": "always"}
+
+
+# =============================================================== small helpers
+@njit(**INLINE)
+def _emit(
+    E, ne, et, ts, uref, token, oid, iid, acct, side, agg, price, qty, leaves, mid, reason, otype
+):
+    e = E[ne]
+    e.event_type = et
+    e.timestamp = ts
+    e.user_ref = uref
+    e.client_token = token
+    e.order_id = oid
+    e.instrument_id = iid
+    e.account = acct
+    e.side = side
+    e.aggressor_side = agg
+    e.price = price
+    e.qty = qty
+    e.leaves = leaves
+    e.match_id = mid
+    e.reason = reason
+    e.order_type = otype
+    return ne + 1
+
+
+@njit(**INLINE)
+def _oid(O, slot):
+    return (np.int64(O[F_GEN, slot]) << 32) | slot
+
+
+@njit(**INLINE)
+def _side(O, slot):
+    return O[F_FLAGS, slot] & 3
+
+
+@njit(**INLINE)
+def _otype(O, slot):
+    return (O[F_FLAGS, slot] >> 2) & 7
+
+
+@njit(**INLINE)
+def _tif(O, slot):
+    return (O[F_FLAGS, slot] >> 5) & 7
+
+
+@njit(**INLINE)
+def _smp(O, slot):
+    return (O[F_FLAGS, slot] >> 8) & 3
+
+
+@njit(**INLINE)
+def _event_price(O, slot):
+    t = _otype(O, slot)
+    if t == T_STOP_MARKET or t == T_STOP_LIMIT:
+        return np.int64(O[F_STOP, slot])
+    return np.int64(O[F_PRICE, slot])
+
+
+@njit(**INLINE)
+def _emit_order(E, ne, O, UREF, INST, slot, et, ts, token, price, qty, leaves, mid, reason, agg):
+    return _emit(
+        E,
+        ne,
+        et,
+        ts,
+        UREF[slot],
+        token,
+        _oid(O, slot),
+        INST[O[F_INST, slot], I_ID],
+        np.uint32(O[F_ACCOUNT, slot]),
+        _side(O, slot),
+        agg,
+        price,
+        qty,
+        leaves,
+        mid,
+        reason,
+        _otype(O, slot),
+    )
+
+
+@njit(**INLINE)
+def _u(x):
+    return np.uint64(x)
+
+
+@njit(**INLINE)
+def _scan_up(BM, w0, nw, idx):
+    """Lowest non-empty level index >= idx in the ladder whose bitmap starts at word w0."""
+    w = idx >> 6
+    if w >= nw:
+        return -1
+    x = BM[w0 + w] & (_ALL << _u(idx & 63))
+    while True:
+        if x != _U0:
+            return w * 64 + np.int64(trailing_zeros(x))
+        w += 1
+        if w >= nw:
+            return -1
+        x = BM[w0 + w]
+
+
+@njit(**INLINE)
+def _scan_down(BM, w0, idx):
+    """Highest non-empty level index <= idx (idx may be -1 -> -1)."""
+    if idx < 0:
+        return -1
+    w = idx >> 6
+    b = idx & 63
+    x = BM[w0 + w] & (((_U1 << _u(b)) << _U1) - _U1)
+    while True:
+        if x != _U0:
+            return w * 64 + 63 - np.int64(leading_zeros(x))
+        w -= 1
+        if w < 0:
+            return -1
+        x = BM[w0 + w]
+
+
+@njit(**INLINE)
+def _level(INST, i, book, idx):
+    return INST[i, I_LADDER] + book * INST[i, I_NLEV] + idx
+
+
+@njit(**INLINE)
+def _bm_base(INST, i, book):
+    return INST[i, I_BM] + book * INST[i, I_NWORDS]
+
+
+@njit(**INLINE)
+def _link_tail(O, LV, LVT, BM, INST, i, book, idx, slot):
+    """Append slot at the back of level idx of ``book``; O(1)."""
+    L = _level(INST, i, book, idx)
+    t = LV[1, L]
+    O[F_PREV, slot] = t
+    O[F_NEXT, slot] = -1
+    if t >= 0:
+        O[F_NEXT, t] = slot
+    else:
+        LV[0, L] = slot
+        w = _bm_base(INST, i, book) + (idx >> 6)
+        BM[w] = BM[w] | (_U1 << _u(idx & 63))
+        best = INST[i, I_BEST + book]
+        if book == B_BID or book == B_SELL_STOP:
+            if idx > best:
+                INST[i, I_BEST + book] = idx
+        elif best < 0 or idx < best:
+            INST[i, I_BEST + book] = idx
+    LV[1, L] = slot
+    LV[2, L] += 1
+    LVT[L] += O[F_SHOWN, slot]
+
+
+@njit(**INLINE)
+def _unlink(O, LV, LVT, BM, INST, i, book, idx, slot):
+    """Remove slot from its level; clears the bitmap bit and moves best if it empties; O(1)
+    (amortised: finding the next best scans the bitmap words in between)."""
+    L = _level(INST, i, book, idx)
+    p = O[F_PREV, slot]
+    n = O[F_NEXT, slot]
+    if p >= 0:
+        O[F_NEXT, p] = n
+    else:
+        LV[0, L] = n
+    if n >= 0:
+        O[F_PREV, n] = p
+    else:
+        LV[1, L] = p
+    LV[2, L] -= 1
+    LVT[L] -= O[F_SHOWN, slot]
+    if LV[2, L] == 0:
+        w0 = _bm_base(INST, i, book)
+        w = w0 + (idx >> 6)
+        BM[w] = BM[w] & ~(_U1 << _u(idx & 63))
+        if INST[i, I_BEST + book] == idx:
+            if book == B_BID or book == B_SELL_STOP:
+                INST[i, I_BEST + book] = _scan_down(BM, w0, idx - 1)
+            else:
+                INST[i, I_BEST + book] = _scan_up(BM, w0, INST[i, I_NWORDS], idx + 1)
+
+
+@njit(**INLINE)
+def _book_idx(O, INST, slot):
+    """(book, level index) where a linked order sits."""
+    i = O[F_INST, slot]
+    side = O[F_FLAGS, slot] & 3
+    t = (O[F_FLAGS, slot] >> 2) & 7
+    if t == T_STOP_MARKET or t == T_STOP_LIMIT:
+        return 1 + side, np.int64(O[F_STOP, slot]) - INST[i, I_MIN]
+    return side - 1, np.int64(O[F_PRICE, slot]) - INST[i, I_MIN]
+
+
+@njit(**INLINE)
+def _free_slot(O, FREE, S, slot):
+    g = (O[F_GEN, slot] + 1) & 0x7FFFFFFF
+    O[F_GEN, slot] = g if g != 0 else 1
+    O[F_INST, slot] = -1
+    FREE[S[S_FREE_TOP]] = slot
+    S[S_FREE_TOP] += 1
+
+
+@njit(**INLINE)
+def _emit_level(E, ne, LV, LVT, INST, i, book, idx, ts):
+    L = _level(INST, i, book, idx)
+    return _emit(
+        E,
+        ne,
+        E_LEVEL,
+        ts,
+        _U0,
+        _U0,
+        0,
+        INST[i, I_ID],
+        0,
+        book + 1,
+        0,
+        idx + INST[i, I_MIN],
+        LVT[L],
+        LV[2, L],
+        0,
+        0,
+        0,
+    )
+
+
+@njit(**INLINE)
+def _cancel_linked(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, slot, reason, ts, token):
+    """CANCELLED event, unlink, free (no LEVEL event)."""
+    ne = _emit_order(
+        E,
+        ne,
+        O,
+        UREF,
+        INST,
+        slot,
+        E_CANCELLED,
+        ts,
+        token,
+        _event_price(O, slot),
+        np.int64(O[F_SHOWN, slot]) + _leaves_hidden(O, slot),
+        0,
+        0,
+        reason,
+        0,
+    )
+    book, idx = _book_idx(O, INST, slot)
+    _unlink(O, LV, LVT, BM, INST, O[F_INST, slot], book, idx, slot)
+    _free_slot(O, FREE, S, slot)
+    return ne
+
+
+@njit(**INLINE)
+def _leaves_hidden(O, slot):
+    """Hidden quantity that counts as open (stops keep min qty in F_HIDDEN: not open)."""
+    t = _otype(O, slot)
+    if t == T_STOP_MARKET or t == T_STOP_LIMIT:
+        return np.int64(0)
+    return np.int64(O[F_HIDDEN, slot])
+
+
+@njit(**INLINE)
+def _limits(INST, i):
+    lo = INST[i, I_MIN]
+    hi = INST[i, I_MAX]
+    lim = INST[i, I_LIMIT]
+    if lim > 0:
+        lo = max(lo, INST[i, I_REF] - lim)
+        hi = min(hi, INST[i, I_REF] + lim)
+    return lo, hi
+
+
+@njit(**INLINE)
+def _check_price(INST, i, price):
+    if price < INST[i, I_MIN] or price > INST[i, I_MAX]:
+        return R_PRICE_OUT_OF_BAND
+    lo, hi = _limits(INST, i)
+    if price < lo or price > hi:
+        return R_PRICE_OUTSIDE_LIMITS
+    return 0
+
+
+@njit(**INLINE)
+def _check_stop(INST, i, side, stop):
+    r = _check_price(INST, i, stop)
+    if r != 0:
+        return r
+    if INST[i, I_HAS_LAST] != 0:
+        last = INST[i, I_LAST]
+        if side == BUY and stop <= last:
+            return R_INVALID_STOP
+        if side == SELL and stop >= last:
+            return R_INVALID_STOP
+    return 0
+
+
+@njit(**INLINE)
+def _best_price(INST, i, book):
+    """Best price of ``book`` or -1 when empty."""
+    b = INST[i, I_BEST + book]
+    if b < 0:
+        return np.int64(-1)
+    return b + INST[i, I_MIN]
+
+
+@njit(**INLINE)
+def _crosses(side, limit, opp_price):
+    if side == BUY:
+        return opp_price <= limit
+    return opp_price >= limit
+
+
+@njit(**INLINE)
+def _protection(INST, i, side):
+    """Market-with-protection limit price, or -1 if the opposite side is empty."""
+    if side == BUY:
+        best = _best_price(INST, i, B_ASK)
+        if best < 0:
+            return np.int64(-1)
+        lo, hi = _limits(INST, i)
+        return min(best + INST[i, I_PROT], hi)
+    best = _best_price(INST, i, B_BID)
+    if best < 0:
+        return np.int64(-1)
+    lo, hi = _limits(INST, i)
+    return max(best - INST[i, I_PROT], lo)
+
+
+@njit(**INLINE)
+def _is_self(O, a, b):
+    if O[F_ACCOUNT, a] == O[F_ACCOUNT, b]:
+        return True
+    g = O[F_GROUP, a]
+    return g != 0 and g == O[F_GROUP, b]
+
+
+@njit(**INLINE)
+def _find_inst(INST, iid):
+    for i in range(INST.shape[0]):
+        if INST[i, I_ID] == iid:
+            return i
+    return -1
+
+
+# ================================================================ matching
+@njit(**JIT)
+def _fillable(O, LV, BM, INST, i, slot, needed):
+    """Quantity the unlinked order ``slot`` would fill on entry (see reference._fillable)."""
+    side = _side(O, slot)
+    limit = np.int64(O[F_PRICE, slot])
+    smp = _smp(O, slot)
+    stops_incoming = smp == SMP_INCOMING or smp == SMP_BOTH
+    fifo = INST[i, I_ALGO] == 0
+    book = B_ASK if side == BUY else B_BID
+    w0 = _bm_base(INST, i, book)
+    nw = INST[i, I_NWORDS]
+    mn = INST[i, I_MIN]
+    idx = INST[i, I_BEST + book]
+    total = np.int64(0)
+    while idx >= 0:
+        if not _crosses(side, limit, idx + mn):
+            break
+        L = _level(INST, i, book, idx)
+        shown = np.int64(0)
+        hidden = np.int64(0)
+        r = LV[0, L]
+        while r >= 0:
+            if _is_self(O, slot, r):
+                if stops_incoming:
+                    return total + shown if fifo else total
+            else:
+                shown += O[F_SHOWN, r]
+                hidden += O[F_HIDDEN, r]
+                if fifo and total + shown >= needed:
+                    return total + shown
+            r = O[F_NEXT, r]
+        total += shown + hidden
+        if total >= needed:
+            return total
+        if side == BUY:
+            idx = _scan_up(BM, w0, nw, idx + 1)
+        else:
+            idx = _scan_down(BM, w0, idx - 1)
+    return total
+
+
+@njit(**INLINE)
+def _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts):
+    """Book one fill of ``qty`` between aggressor slot and resting r; emit both sides."""
+    mid = S[S_MATCH_ID]
+    S[S_MATCH_ID] = mid + 1
+    O[F_SHOWN, r] -= qty
+    LVT[L] -= qty
+    INST[i, I_LAST] = price
+    INST[i, I_HAS_LAST] = 1
+    agg = _side(O, slot)
+    ne = _emit_order(E, ne, O, UREF, INST, slot, E_TRADE, ts, _U0, price, qty, q_after, mid, 0, agg)
+    ne = _emit_order(
+        E,
+        ne,
+        O,
+        UREF,
+        INST,
+        r,
+        E_TRADE,
+        ts,
+        _U0,
+        price,
+        qty,
+        np.int64(O[F_SHOWN, r]) + O[F_HIDDEN, r],
+        mid,
+        0,
+        agg,
+    )
+    return ne
+
+
+@njit(**JIT)
+def _aggress(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, cur, ts):
+    """Match unlinked ``slot`` (open qty in F_SHOWN) against the opposite side.
+
+    Returns (events, status): 0 done, 1 incoming cancelled by SMP, 2 paused (buffer
+    nearly full; the aggressor and current level are saved in S).
+    Cost: O(fills + SMP cancels + levels crossed); a pro-rata level costs O(orders there).
+    """
+    cap = E.shape[0]
+    side = _side(O, slot)
+    limit = np.int64(O[F_PRICE, slot])
+    smp = _smp(O, slot)
+    pro_rata = INST[i, I_ALGO] == 1
+    opp = B_ASK if side == BUY else B_BID
+    mn = INST[i, I_MIN]
+    q = np.int64(O[F_SHOWN, slot])
+    status = 0
+    while q > 0:
+        b = INST[i, I_BEST + opp]
+        if b < 0 or not _crosses(side, limit, b + mn):
+            break
+        L = _level(INST, i, opp, b)
+        need = MARGIN
+        if pro_rata and b != cur:
+            need = 3 * np.int64(LV[2, L]) + MARGIN
+        if cap - ne < need:
+            O[F_SHOWN, slot] = q
+            S[S_PEND_KIND] = PEND_AGGRESS
+            S[S_PEND_SLOT] = slot
+            S[S_PEND_CUR] = cur
+            S[S_PEND_INST] = i
+            S[S_PEND_TS] = ts
+            if need > cap:
+                S[S_NEED] = need
+            return ne, 2
+        price = b + mn
+        if b != cur:
+            if cur >= 0:
+                ne = _emit_level(E, ne, LV, LVT, INST, i, opp, cur, ts)
+            cur = b
+            if pro_rata:
+                # resolve self-matches at this level first (all of them, in time order)
+                r = LV[0, L]
+                while r >= 0:
+                    nx = O[F_NEXT, r]
+                    if _is_self(O, slot, r):
+                        if smp == SMP_INCOMING:
+                            status = 1
+                            break
+                        ne = _cancel_linked(
+                            E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0
+                        )
+                        if smp == SMP_BOTH:
+                            status = 1
+                    r = nx
+                if status != 0:
+                    break
+                if LV[2, L] == 0:
+                    continue
+                total = LVT[L]
+                if q < total:
+                    q0 = q
+                    r = LV[0, L]
+                    while r >= 0:
+                        alloc = q0 * np.int64(O[F_SHOWN, r]) // total
+                        if alloc >= PRO_RATA_MIN_ALLOCATION:
+                            q -= alloc
+                            ne = _trade(
+                                E, ne, O, UREF, LVT, INST, S, i, slot, r, L, alloc, q, price, ts
+                            )
+                        r = O[F_NEXT, r]
+                continue
+        r = LV[0, L]
+        if _is_self(O, slot, r):
+            if smp == SMP_INCOMING:
+                status = 1
+                break
+            ne = _cancel_linked(
+                E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0
+            )
+            if smp == SMP_BOTH:
+                status = 1
+                break
+            continue
+        fill = min(q, np.int64(O[F_SHOWN, r]))
+        q -= fill
+        ne = _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, fill, q, price, ts)
+        if O[F_SHOWN, r] == 0:
+            h = O[F_HIDDEN, r]
+            if h > 0:  # iceberg refresh: the new slice joins the back of the queue
+                d = min(O[F_DISPLAY, r], h)
+                if LV[1, L] != r:
+                    _unlink(O, LV, LVT, BM, INST, i, opp, b, r)
+                    O[F_SHOWN, r] = d
+                    O[F_HIDDEN, r] = h - d
+                    _link_tail(O, LV, LVT, BM, INST, i, opp, b, r)
+                else:
+                    O[F_SHOWN, r] = d
+                    O[F_HIDDEN, r] = h - d
+                    LVT[L] += d
+            else:
+                _unlink(O, LV, LVT, BM, INST, i, opp, b, r)
+                _free_slot(O, FREE, S, r)
+    if cur >= 0:
+        ne = _emit_level(E, ne, LV, LVT, INST, i, opp, cur, ts)
+    O[F_SHOWN, slot] = q
+    return ne, status
+
+
+@njit(**JIT)
+def _finish(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
+    """After matching: free a filled order, cancel IOC/SMP remainders, rest the rest."""
+    q = np.int64(O[F_SHOWN, slot])
+    if q == 0:
+        _free_slot(O, FREE, S, slot)
+        return ne
+    tif = _tif(O, slot)
+    if smp_stopped or tif == TIF_IOC or tif == TIF_FOK:
+        reason = X_SMP_INCOMING if smp_stopped else X_IOC
+        ne = _emit_order(
+            E,
+            ne,
+            O,
+            UREF,
+            INST,
+            slot,
+            E_CANCELLED,
+            ts,
+            _U0,
+            np.int64(O[F_PRICE, slot]),
+            q,
+            0,
+            0,
+            reason,
+            0,
+        )
+        _free_slot(O, FREE, S, slot)
+        return ne
+    d = O[F_DISPLAY, slot]
+    shown = min(np.int64(d), q) if d > 0 else q
+    O[F_SHOWN, slot] = shown
+    O[F_HIDDEN, slot] = q - shown
+    side = _side(O, slot)
+    idx = np.int64(O[F_PRICE, slot]) - INST[i, I_MIN]
+    _link_tail(O, LV, LVT, BM, INST, i, side - 1, idx, slot)
+    return _emit_level(E, ne, LV, LVT, INST, i, side - 1, idx, ts)
+
+
+@njit(**JIT)
+def _execute(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, needed, ts):
+    """FOK / minimum-quantity check, match, then rest or cancel. Returns (events, paused)."""
+    if needed > 0 and _fillable(O, LV, BM, INST, i, slot, needed) < needed:
+        reason = X_FOK if _tif(O, slot) == TIF_FOK else X_MIN_QTY
+        q = np.int64(O[F_SHOWN, slot])
+        ne = _emit_order(
+            E,
+            ne,
+            O,
+            UREF,
+            INST,
+            slot,
+            E_CANCELLED,
+            ts,
+            _U0,
+            np.int64(O[F_PRICE, slot]),
+            q,
+            0,
+            0,
+            reason,
+            0,
+        )
+        _free_slot(O, FREE, S, slot)
+        return ne, False
+    ne, st = _aggress(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, -1, ts)
+    if st == 2:
+        return ne, True
+    ne = _finish(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    return ne, False
+
+
+@njit(**JIT)
+def _triggers(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, ts):
+    """Trigger every stop the last price has reached, one at a time (reference._run_triggers)."""
+    cap = E.shape[0]
+    while INST[i, I_HAS_LAST] != 0:
+        last = INST[i, I_LAST]
+        mn = INST[i, I_MIN]
+        b = INST[i, I_BEST + B_BUY_STOP]
+        book = -1
+        if b >= 0 and b + mn <= last:
+            book = B_BUY_STOP
+        else:
+            b = INST[i, I_BEST + B_SELL_STOP]
+            if b >= 0 and b + mn >= last:
+                book = B_SELL_STOP
+        if book < 0:
+            return ne, False
+        if cap - ne < MARGIN:
+            S[S_PEND_KIND] = PEND_TRIGGERS
+            S[S_PEND_INST] = i
+            S[S_PEND_TS] = ts
+            return ne, True
+        slot = LV[0, _level(INST, i, book, b)]
+        _unlink(O, LV, LVT, BM, INST, i, book, b, slot)
+        leaves = np.int64(O[F_SHOWN, slot])
+        ne = _emit_order(
+            E,
+            ne,
+            O,
+            UREF,
+            INST,
+            slot,
+            E_STOP_TRIGGERED,
+            ts,
+            _U0,
+            np.int64(O[F_STOP, slot]),
+            leaves,
+            leaves,
+            0,
+            0,
+            0,
+        )
+        min_q = np.int64(O[F_HIDDEN, slot])
+        O[F_HIDDEN, slot] = 0
+        f = O[F_FLAGS, slot] & ~(7 << 2)
+        if _otype(O, slot) == T_STOP_LIMIT:
+            O[F_FLAGS, slot] = f | (T_LIMIT << 2)
+        else:
+            O[F_FLAGS, slot] = f | (T_MARKET << 2)
+            p = _protection(INST, i, _side(O, slot))
+            if p < 0:
+                ne = _emit_order(
+                    E,
+                    ne,
+                    O,
+                    UREF,
+                    INST,
+                    slot,
+                    E_CANCELLED,
+                    ts,
+                    _U0,
+                    np.int64(O[F_PRICE, slot]),
+                    leaves,
+                    0,
+                    0,
+                    X_NO_LIQUIDITY,
+                    0,
+                )
+                _free_slot(O, FREE, S, slot)
+                continue
+            O[F_PRICE, slot] = p
+        needed = leaves if _tif(O, slot) == TIF_FOK else min(min_q, leaves)
+        ne, paused = _execute(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, needed, ts)
+        if paused:
+            return ne, True
+    return ne, False
+
+
+# ================================================================ commands
+@njit(**INLINE)
+def _reject(E, ne, c, reason):
+    return _emit(
+        E,
+        ne,
+        E_REJECTED,
+        c.timestamp,
+        c.user_ref,
+        c.client_token,
+        c.order_id,
+        c.instrument_id,
+        c.account,
+        c.side,
+        0,
+        c.price,
+        c.qty,
+        0,
+        0,
+        reason,
+        c.order_type,
+    )
+
+
+@njit(**INLINE)
+def _status_reason(st):
+    if st == 0:
+        return R_MARKET_CLOSED
+    if st == 1:
+        return R_MARKET_PRE_OPEN
+    return R_HALTED
+
+
+@njit(**INLINE)
+def _validate_new(c, INST, S, i):
+    st = INST[i, I_STATUS]
+    if st != ST_OPEN:
+        return _status_reason(st)
+    side = np.int64(c.side)
+    otype = np.int64(c.order_type)
+    tif = np.int64(c.tif)
+    qty = c.qty
+    display = c.display_qty
+    min_qty = c.min_qty
+    if side != BUY and side != SELL:
+        return R_INVALID_SIDE
+    if otype < 1 or otype > 4:
+        return R_INVALID_ORDER_TYPE
+    if tif < 1 or tif > 5:
+        return R_INVALID_TIF
+    if tif == TIF_GTD and c.expire_time <= c.timestamp:
+        return R_INVALID_EXPIRE
+    if c.smp > 3:
+        return R_INVALID_SMP
+    if qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]:
+        return R_INVALID_QUANTITY
+    if display < 0 or display > qty:
+        return R_INVALID_DISPLAY
+    if display > 0 and (
+        otype == T_MARKET
+        or otype == T_STOP_MARKET
+        or tif == TIF_IOC
+        or tif == TIF_FOK
+        or INST[i, I_ALGO] == 1
+    ):
+        return R_INVALID_DISPLAY
+    if min_qty < 0 or min_qty > qty:
+        return R_INVALID_MIN_QTY
+    if otype == T_LIMIT or otype == T_STOP_LIMIT:
+        r = _check_price(INST, i, c.price)
+        if r != 0:
+            return r
+    if otype == T_STOP_MARKET or otype == T_STOP_LIMIT:
+        r = _check_stop(INST, i, side, c.stop_price)
+        if r != 0:
+            return r
+    opp = B_ASK if side == BUY else B_BID
+    if c.flags & 1:
+        if otype != T_LIMIT or tif == TIF_IOC or tif == TIF_FOK or min_qty > 0:
+            return R_INVALID_POST_ONLY
+        best = _best_price(INST, i, opp)
+        if best >= 0 and _crosses(side, c.price, best):
+            return R_POST_ONLY_WOULD_TRADE
+    if otype == T_MARKET and INST[i, I_BEST + opp] < 0:
+        return R_NO_LIQUIDITY
+    if S[S_FREE_TOP] == 0:
+        return R_CAPACITY
+    return 0
+
+
+@njit(**JIT)
+def _new(E, ne, c, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
+    ts = c.timestamp
+    i = _find_inst(INST, np.int64(c.instrument_id))
+    if i < 0:
+        return _reject(E, ne, c, R_UNKNOWN_INSTRUMENT), False
+    reason = _validate_new(c, INST, S, i)
+    if reason != 0:
+        return _reject(E, ne, c, reason), False
+    side = np.int64(c.side)
+    otype = np.int64(c.order_type)
+    tif = np.int64(c.tif)
+    qty = c.qty
+    price = np.int64(0)
+    if otype == T_LIMIT or otype == T_STOP_LIMIT:
+        price = c.price
+    elif otype == T_MARKET:
+        price = _protection(INST, i, side)
+    smp = np.int64(c.smp)
+    if smp == 0:
+        smp = INST[i, I_SMP]
+    is_stop = otype == T_STOP_MARKET or otype == T_STOP_LIMIT
+    top = S[S_FREE_TOP] - 1
+    S[S_FREE_TOP] = top
+    slot = FREE[top]
+    O[F_INST, slot] = i
+    O[F_FLAGS, slot] = side | (otype << 2) | (tif << 5) | (smp << 8) | ((c.flags & 1) << 10)
+    O[F_PRICE, slot] = price
+    O[F_STOP, slot] = c.stop_price if is_stop else 0
+    O[F_SHOWN, slot] = qty
+    O[F_HIDDEN, slot] = c.min_qty if is_stop else 0
+    O[F_DISPLAY, slot] = c.display_qty
+    O[F_ACCOUNT, slot] = c.account
+    O[F_GROUP, slot] = c.smp_group
+    UREF[slot] = c.user_ref
+    EXP[slot] = c.expire_time if tif == TIF_GTD else 0
+    ne = _emit_order(
+        E,
+        ne,
+        O,
+        UREF,
+        INST,
+        slot,
+        E_ACCEPTED,
+        ts,
+        c.client_token,
+        _event_price(O, slot),
+        qty,
+        qty,
+        0,
+        0,
+        0,
+    )
+    if is_stop:
+        book = B_BUY_STOP if side == BUY else B_SELL_STOP
+        _link_tail(O, LV, LVT, BM, INST, i, book, c.stop_price - INST[i, I_MIN], slot)
+        return ne, False
+    needed = qty if tif == TIF_FOK else c.min_qty
+    mid0 = S[S_MATCH_ID]
+    ne, paused = _execute(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, needed, ts)
+    if paused:
+        return ne, True
+    if S[S_MATCH_ID] != mid0:
+        return _triggers(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, ts)
+    return ne, False
+
+
+@njit(**INLINE)
+def _lookup(O, c):
+    oid = c.order_id
+    slot = oid & 0xFFFFFFFF
+    if oid < 0 or slot >= O.shape[1]:
+        return -1
+    if np.int64(O[F_GEN, slot]) != (oid >> 32):
+        return -1
+    if O[F_INST, slot] < 0 or np.uint32(O[F_ACCOUNT, slot]) != c.account:
+        return -1
+    return slot
+
+
+@njit(**JIT)
+def _cancel(E, ne, c, O, UREF, FREE, LV, LVT, BM, INST, S):
+    slot = _lookup(O, c)
+    if slot < 0:
+        return _reject(E, ne, c, R_UNKNOWN_ORDER)
+    i = O[F_INST, slot]
+    book, idx = _book_idx(O, INST, slot)
+    ne = _cancel_linked(
+        E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token
+    )
+    if book < 2:
+        ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, c.timestamp)
+    return ne
+
+
+@njit(**JIT)
+def _replace(E, ne, c, O, UREF, FREE, LV, LVT, BM, INST, S):
+    ts = c.timestamp
+    slot = _lookup(O, c)
+    if slot < 0:
+        return _reject(E, ne, c, R_UNKNOWN_ORDER), False
+    i = np.int64(O[F_INST, slot])
+    st = INST[i, I_STATUS]
+    if st != ST_OPEN:
+        return _reject(E, ne, c, _status_reason(st)), False
+    qty = c.qty
+    if qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]:
+        return _reject(E, ne, c, R_INVALID_QUANTITY), False
+    otype = _otype(O, slot)
+    side = _side(O, slot)
+    is_stop = otype == T_STOP_MARKET or otype == T_STOP_LIMIT
+    new_price = np.int64(O[F_PRICE, slot])
+    if otype != T_STOP_MARKET:
+        new_price = c.price
+        r = _check_price(INST, i, new_price)
+        if r != 0:
+            return _reject(E, ne, c, r), False
+    new_stop = np.int64(O[F_STOP, slot])
+    if is_stop:
+        new_stop = c.stop_price
+        r = _check_stop(INST, i, side, new_stop)
+        if r != 0:
+            return _reject(E, ne, c, r), False
+    if (O[F_FLAGS, slot] >> 10) & 1:
+        best = _best_price(INST, i, B_ASK if side == BUY else B_BID)
+        if best >= 0 and _crosses(side, new_price, best):
+            return _reject(E, ne, c, R_POST_ONLY_WOULD_TRADE), False
+    shown = np.int64(O[F_SHOWN, slot])
+    leaves = shown + _leaves_hidden(O, slot)
+    keeps = new_price == O[F_PRICE, slot] and new_stop == O[F_STOP, slot] and qty <= leaves
+    token = c.client_token
+    mn = INST[i, I_MIN]
+    if is_stop:
+        book = B_BUY_STOP if side == BUY else B_SELL_STOP
+        if keeps:
+            LVT[_level(INST, i, book, O[F_STOP, slot] - mn)] += qty - shown
+            O[F_SHOWN, slot] = qty
+        else:
+            _unlink(O, LV, LVT, BM, INST, i, book, O[F_STOP, slot] - mn, slot)
+            O[F_PRICE, slot] = new_price
+            O[F_STOP, slot] = new_stop
+            O[F_SHOWN, slot] = qty
+            _link_tail(O, LV, LVT, BM, INST, i, book, new_stop - mn, slot)
+        ne = _emit_order(
+            E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_stop, qty, qty, 0, 0, 0
+        )
+        return ne, False
+    book = side - 1
+    old_idx = np.int64(O[F_PRICE, slot]) - mn
+    if keeps:
+        new_shown = min(shown, qty)
+        LVT[_level(INST, i, book, old_idx)] += new_shown - shown
+        O[F_SHOWN, slot] = new_shown
+        O[F_HIDDEN, slot] = qty - new_shown
+        ne = _emit_order(
+            E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0
+        )
+        return _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts), False
+    _unlink(O, LV, LVT, BM, INST, i, book, old_idx, slot)
+    O[F_PRICE, slot] = new_price
+    O[F_SHOWN, slot] = qty
+    O[F_HIDDEN, slot] = 0
+    ne = _emit_order(
+        E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0
+    )
+    ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
+    mid0 = S[S_MATCH_ID]
+    ne, st = _aggress(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, -1, ts)
+    if st == 2:
+        return ne, True
+    ne = _finish(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    if S[S_MATCH_ID] != mid0:
+        return _triggers(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, ts)
+    return ne, False
+
+
+@njit(**INLINE)
+def _sweep_hit(O, EXP, slot, kind, acct, now):
+    if kind == C_MASS:
+        return acct == 0 or np.uint32(O[F_ACCOUNT, slot]) == acct
+    if kind == C_SESSION:
+        return _tif(O, slot) == TIF_DAY
+    return _tif(O, slot) == TIF_GTD and EXP[slot] <= now
+
+
+@njit(**JIT)
+def _sweep(E, ne, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
+    """Resume/perform the sweep described in S (walk order: see reference._sweep)."""
+    cap = E.shape[0]
+    kind = S[S_SW_TYPE]
+    iid = S[S_SW_INST_ID]
+    acct = S[S_SW_ACCT]
+    now = S[S_PEND_TS]
+    reason = X_MASS if kind == C_MASS else (X_SESSION if kind == C_SESSION else X_GTD)
+    for i in range(INST.shape[0]):
+        if iid != 0 and INST[i, I_ID] != iid:
+            continue
+        nw = INST[i, I_NWORDS]
+        nlev = INST[i, I_NLEV]
+        for book in range(4):
+            w0 = _bm_base(INST, i, book)
+            idx = _scan_up(BM, w0, nw, 0)
+            while idx >= 0:
+                L = _level(INST, i, book, idx)
+                need = np.int64(LV[2, L]) + MARGIN
+                if cap - ne < need:
+                    S[S_PEND_KIND] = PEND_SWEEP
+                    if need > cap:
+                        S[S_NEED] = need
+                    return ne, True
+                n = 0
+                r = LV[0, L]
+                while r >= 0:
+                    nx = O[F_NEXT, r]
+                    if _sweep_hit(O, EXP, r, kind, acct, now):
+                        ne = _cancel_linked(
+                            E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, r, reason, now, _U0
+                        )
+                        n += 1
+                    r = nx
+                if n > 0 and book < 2:
+                    ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, now)
+                S[S_SW_COUNT] += n
+                idx = _scan_up(BM, w0, nw, idx + 1) if idx + 1 < nlev else -1
+    ne = _emit(
+        E,
+        ne,
+        E_MASS_DONE,
+        now,
+        np.uint64(S[S_SW_UREF]),
+        np.uint64(S[S_SW_TOKEN]),
+        0,
+        iid,
+        acct,
+        0,
+        0,
+        0,
+        S[S_SW_COUNT],
+        0,
+        0,
+        reason,
+        0,
+    )
+    S[S_PEND_KIND] = PEND_NONE
+    return ne, False
+
+
+@njit(**JIT)
+def _resume(E, ne, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
+    """Finish work a previous call left pending. Returns (events, still_paused)."""
+    kind = S[S_PEND_KIND]
+    if kind == PEND_SWEEP:
+        return _sweep(E, ne, O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
+    S[S_PEND_KIND] = PEND_NONE
+    i = S[S_PEND_INST]
+    ts = S[S_PEND_TS]
+    if kind == PEND_AGGRESS:
+        slot = S[S_PEND_SLOT]
+        ne, st = _aggress(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, S[S_PEND_CUR], ts)
+        if st == 2:
+            return ne, True
+        ne = _finish(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    return _triggers(E, ne, O, UREF, FREE, LV, LVT, BM, INST, S, i, ts)
+
+
+@njit(**JIT)
+def _command(E, ne, c, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
+    """One command. Returns (events, paused)."""
+    t = c.cmd_type
+    if t == C_NEW:
+        return _new(E, ne, c, O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
+    if t == C_CANCEL:
+        return _cancel(E, ne, c, O, UREF, FREE, LV, LVT, BM, INST, S), False
+    if t == C_REPLACE:
+        return _replace(E, ne, c, O, UREF, FREE, LV, LVT, BM, INST, S)
+    if t == C_MASS or t == C_SESSION or t == C_EXPIRE:
+        iid = np.int64(c.instrument_id)
+        if iid != 0 and _find_inst(INST, iid) < 0:
+            return _reject(E, ne, c, R_UNKNOWN_INSTRUMENT), False
+        S[S_SW_TYPE] = t
+        S[S_SW_INST_ID] = iid
+        S[S_SW_ACCT] = c.account
+        S[S_SW_COUNT] = 0
+        S[S_SW_UREF] = np.int64(c.user_ref)
+        S[S_SW_TOKEN] = np.int64(c.client_token)
+        S[S_PEND_TS] = c.timestamp
+        return _sweep(E, ne, O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
+    if t == C_STATUS or t == C_REFERENCE:
+        i = _find_inst(INST, np.int64(c.instrument_id))
+        if i < 0:
+            return _reject(E, ne, c, R_UNKNOWN_INSTRUMENT), False
+        if t == C_STATUS:
+            if c.status > 3:
+                return _reject(E, ne, c, R_INVALID_STATUS), False
+            INST[i, I_STATUS] = c.status
+            return _emit(
+                E,
+                ne,
+                E_STATUS,
+                c.timestamp,
+                c.user_ref,
+                c.client_token,
+                0,
+                c.instrument_id,
+                c.account,
+                0,
+                0,
+                0,
+                c.status,
+                0,
+                0,
+                0,
+                0,
+            ), False
+        if c.price < INST[i, I_MIN] or c.price > INST[i, I_MAX]:
+            return _reject(E, ne, c, R_PRICE_OUT_OF_BAND), False
+        INST[i, I_REF] = c.price
+        return _emit(
+            E,
+            ne,
+            E_REFERENCE,
+            c.timestamp,
+            c.user_ref,
+            c.client_token,
+            0,
+            c.instrument_id,
+            c.account,
+            0,
+            0,
+            c.price,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ), False
+    return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
+
+
+@njit(**JIT)
+def process(C, E, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
+    """Apply commands ``C`` in order, writing events into ``E``.
+
+    Returns ``(commands_consumed, events_written)``. It stops early only when ``E`` is
+    nearly full; then ``S[S_PEND_KIND]`` may hold unfinished work of the last consumed
+    command, which the next call completes before reading its commands (call again with
+    the remaining commands, possibly none). If ``S[S_NEED]`` is larger than ``len(E)``
+    the next call needs a bigger event buffer. Cost per command: O(1) for passive adds
+    and cancels, plus O(fills) for aggressive orders.
+    """
+    cap = E.shape[0]
+    ne = 0
+    S[S_NEED] = 0
+    if S[S_PEND_KIND] != PEND_NONE:
+        if cap < MARGIN:
+            S[S_NEED] = MARGIN
+            return 0, 0
+        ne, paused = _resume(E, ne, O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
+        if paused:
+            return 0, ne
+    n = C.shape[0]
+    for k in range(n):
+        if cap - ne < MARGIN:
+            if cap < MARGIN:
+                S[S_NEED] = MARGIN
+            return k, ne
+        ne, paused = _command(E, ne, C[k], O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
+        if paused:
+            return k + 1, ne
+    return n, ne

@@ -1,0 +1,129 @@
+# ruff: noqa: E741  (O is the order-field array, named as in DESIGN.md)
+"""Engine state: the numpy arrays the kernel works on, their allocation and digest.
+
+Arrays are allocated with ``np.full`` so every page is touched up front and matching
+never page-faults. :class:`EngineState` is a plain container; the kernel receives the
+arrays one by one (fewest-possible Python-boundary cost, see ``DESIGN.md``).
+
+Memory: 64 bytes per order slot (12 int32 fields, a uint64 routing tag, an int64 GTD
+expiry) plus 20 bytes per price level and a bit per level per book.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contracts.errors import FlopexError
+from exchange.engine import kernel as K
+from exchange.engine.config import InstrumentConfig
+
+#: Names of the state arrays, in the order ``kernel.process`` takes them (after C, E).
+ARRAY_NAMES: tuple[str, ...] = ("O", "UREF", "EXP", "FREE", "LV", "LVT", "BM", "INST", "S")
+
+
+@dataclass
+class EngineState:
+    """All mutable engine state. Two states with equal arrays behave identically."""
+
+    O: np.ndarray
+    UREF: np.ndarray
+    EXP: np.ndarray
+    FREE: np.ndarray
+    LV: np.ndarray
+    LVT: np.ndarray
+    BM: np.ndarray
+    INST: np.ndarray
+    S: np.ndarray
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, n) for n in ARRAY_NAMES)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of every array, by name (for ``np.savez`` snapshots)."""
+        return {n: getattr(self, n).copy() for n in ARRAY_NAMES}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> EngineState:
+        """Rebuild a state from :meth:`to_arrays` output (validated for shape and dtype)."""
+        missing = [n for n in ARRAY_NAMES if n not in arrays]
+        if missing:
+            raise FlopexError(f"engine snapshot: missing array {missing[0]}")
+        st = cls(**{n: np.array(arrays[n], copy=True) for n in ARRAY_NAMES})
+        if st.O.dtype != np.int32 or st.O.shape[0] != K.N_OFIELDS:
+            raise FlopexError("engine snapshot: array O has the wrong layout")
+        if st.INST.ndim != 2 or st.INST.shape[1] != K.N_IFIELDS:
+            raise FlopexError("engine snapshot: array INST has the wrong layout")
+        return st
+
+    def digest(self) -> str:
+        """SHA-256 over every state array (shape, dtype and bytes): equal iff equal state."""
+        h = hashlib.sha256()
+        for n in ARRAY_NAMES:
+            a = np.ascontiguousarray(getattr(self, n))
+            h.update(f"{n}{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, n).nbytes for n in ARRAY_NAMES)
+
+
+def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineState:
+    """Allocate a fresh state for ``configs`` with room for ``max_orders`` live orders."""
+    if not configs:
+        raise FlopexError("engine: at least one instrument is required")
+    if not 1 <= max_orders < 2**31:
+        raise FlopexError(f"engine: max_orders must be in 1..2**31-1, got {max_orders}")
+    ids = [c.instrument_id for c in configs]
+    if len(set(ids)) != len(ids):
+        raise FlopexError("engine: duplicate instrument_id in configuration")
+    n = len(configs)
+    inst = np.full((n, K.N_IFIELDS), 0, dtype=np.int64)
+    ladder = 0
+    words = 0
+    for i, cfg in enumerate(configs):
+        cfg.validate()
+        if cfg.max_price_ticks >= 2**31 or cfg.min_price_ticks < 0:
+            raise FlopexError(f"instrument {cfg.instrument_id}: prices must fit in int32 ticks")
+        nlev = cfg.n_levels
+        nw = (nlev + 63) // 64
+        row = inst[i]
+        row[K.I_ID] = cfg.instrument_id
+        row[K.I_MIN] = cfg.min_price_ticks
+        row[K.I_MAX] = cfg.max_price_ticks
+        row[K.I_NLEV] = nlev
+        row[K.I_LADDER] = ladder
+        row[K.I_BM] = words
+        row[K.I_NWORDS] = nw
+        row[K.I_REF] = cfg.reference_price_ticks or cfg.min_price_ticks
+        row[K.I_LIMIT] = cfg.price_limit_ticks
+        row[K.I_MINQ] = cfg.min_qty
+        row[K.I_MAXQ] = cfg.max_qty
+        row[K.I_ALGO] = cfg.matching_algorithm
+        row[K.I_SMP] = cfg.default_smp
+        row[K.I_PROT] = cfg.market_protection_ticks
+        row[K.I_STATUS] = cfg.initial_status
+        row[K.I_BEST : K.I_BEST + 4] = -1
+        ladder += 4 * nlev
+        words += 4 * nw
+    o = np.full((K.N_OFIELDS, max_orders), 0, dtype=np.int32)
+    o[K.F_INST] = -1
+    o[K.F_GEN] = 1
+    s = np.full(K.N_SFIELDS, 0, dtype=np.int64)
+    s[K.S_MATCH_ID] = 1
+    s[K.S_FREE_TOP] = max_orders
+    return EngineState(
+        O=o,
+        UREF=np.full(max_orders, 0, dtype=np.uint64),
+        EXP=np.full(max_orders, 0, dtype=np.int64),
+        FREE=np.arange(max_orders - 1, -1, -1, dtype=np.int32),
+        LV=np.full((3, ladder), -1, dtype=np.int32) * np.array([[1], [1], [0]], dtype=np.int32),
+        LVT=np.full(ladder, 0, dtype=np.int64),
+        BM=np.full(words, 0, dtype=np.uint64),
+        INST=inst,
+        S=s,
+    )
