@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clearing.fastcsv import parse_tradelog_fast
 from contracts.errors import FlopexError
 
 TRADELOG_HEADER = (
@@ -134,6 +135,33 @@ def _open_csv(path: Path, header: Sequence[str], what: str) -> tuple[list[list[s
 
 def read_tradelog(path: str | Path, day: dt.date) -> TradeLog:
     """Parse and validate one trade-log file. O(rows).
+
+    Files in the exchange's plain form take the one-pass numba parser
+    (:mod:`clearing.fastcsv`); anything else (quoted fields, errors) goes through the
+    :mod:`csv`-based reader below, which names the bad line and field. Both apply the
+    same checks and return the same arrays.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise FlopexError(f"{p}: no trade log for this trading day") from None
+    fast = parse_tradelog_fast(data, ",".join(TRADELOG_HEADER).encode(), day.isoformat())
+    if fast is None:
+        return read_tradelog_csv(p, day)
+    ts, mid, iid, acct, side, px, qty, aggr, names, symbols, ids, net_q, net_n = fast
+    bad = np.flatnonzero((net_q != 0) | (net_n != 0))
+    if bad.size:
+        k = int(bad[0])
+        raise FlopexError(
+            f"{p}: {symbols[int(ids[k])]}: bought and sold sides do not balance "
+            f"(net quantity {int(net_q[k])}, net notional {int(net_n[k])} ticks)"
+        )
+    return TradeLog(day, ts, mid, iid, acct, side, px, qty, aggr, names, symbols)
+
+
+def read_tradelog_csv(path: str | Path, day: dt.date) -> TradeLog:
+    """The :mod:`csv`-module trade-log reader (reference and error reporter). O(rows).
 
     Checks: header, field count, integer fields, side B/S, aggressor Y/N, positive
     quantity and price, trade_date equal to ``day``, one symbol per instrument id, and
