@@ -34,9 +34,12 @@ def _int(buf, pos):
         b = buf[pos]
         if b == COMMA or b == NL or b == CR:  # noqa: SIM109 (numba)
             break
-        if b < 48 or b > 57 or k >= 18:
+        if b < 48 or b > 57 or k >= 19:
             return 0, pos, False
-        v = v * 10 + (b - 48)
+        d = b - 48
+        if k == 18 and (v > 922337203685477580 or (v == 922337203685477580 and d > 7)):
+            return 0, pos, False  # would overflow int64
+        v = v * 10 + d
         k += 1
         pos += 1
     return v, pos, k > 0

@@ -8,6 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from clearing.fastcsv import parse_tradelog_fast
 from clearing.synthetic import synthetic_day
 from clearing.tradelog import read_close, read_tradelog, read_tradelog_csv, write_tradelog
 from contracts.errors import FlopexError
@@ -15,6 +16,7 @@ from tests.clearing import scenario
 from tests.clearing.helpers import contract
 
 DAY = dt.date(2026, 6, 26)
+_REST = b"price,quantity,aggressor"
 FIELDS = ("ts_ns", "match_id", "instrument_id", "account", "side", "price_ticks", "quantity")
 
 
@@ -24,6 +26,8 @@ def test_fast_parser_matches_the_csv_reader(tmp_path, seed) -> None:
     log, _ = synthetic_day(DAY, cs, [2800, 3100, 750], 37, 500, np.random.default_rng(seed))
     path = tmp_path / "t.csv"
     write_tradelog(path, log, {c.instrument_id: str(c.product.tick_size) for c in cs})
+    header = b"trade_date,seq,ts_ns,match_id,symbol,instrument_id,account,side,price_ticks,"
+    assert parse_tradelog_fast(path.read_bytes(), header + _REST, DAY.isoformat()) is not None
     fast, slow = read_tradelog(path, DAY), read_tradelog_csv(path, DAY)
     for f in (*FIELDS, "aggressor"):
         assert np.array_equal(getattr(fast, f), getattr(slow, f)), f
@@ -86,3 +90,23 @@ def test_close_record_empty_sides_read_as_no_price(tmp_path) -> None:
     book = read_close(path, DAY)
     assert book.bid_ticks[0] == np.iinfo(np.int64).min
     assert book.ask_ticks[0] == 2815
+
+
+@pytest.mark.parametrize(
+    ("ts", "fast"),
+    [
+        ("9223372036854775807", True),
+        ("9223372036854775808", False),
+        ("12345678901234567890", False),
+    ],
+)
+def test_fast_parser_refuses_int64_overflow(ts, fast) -> None:
+    header = b"h"
+    row = (
+        f"\n{DAY},1,{ts},1,H100M26,12606,A,B,1,0.001,1,Y"
+        f"\n{DAY},2,1,1,H100M26,12606,B,S,1,0.001,1,N\n"
+    )
+    got = parse_tradelog_fast(header + row.encode(), header, DAY.isoformat())
+    assert (got is not None) == fast
+    if fast:
+        assert int(got[0][0]) == int(ts)
