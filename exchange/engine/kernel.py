@@ -1274,6 +1274,13 @@ def _command(E, ne, c, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
     return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
 
 
+@njit(**INLINE)
+def _clear_scratch(S):
+    """Zero the bookkeeping of finished work so equal books have equal state digests."""
+    for f in range(S_PEND_SLOT, S_SW_TOKEN + 1):
+        S[f] = 0
+
+
 @njit(**JIT)
 def process(C, E, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
     """Apply commands ``C`` in order, writing events into ``E``.
@@ -1300,8 +1307,10 @@ def process(C, E, O, UREF, EXP, FREE, LV, LVT, BM, INST, S):
         if cap - ne < MARGIN:
             if cap < MARGIN:
                 S[S_NEED] = MARGIN
+            _clear_scratch(S)
             return k, ne
         ne, paused = _command(E, ne, C[k], O, UREF, EXP, FREE, LV, LVT, BM, INST, S)
         if paused:
             return k + 1, ne
+    _clear_scratch(S)
     return n, ne

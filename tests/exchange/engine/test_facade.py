@@ -1,0 +1,145 @@
+"""The kernel facade: batching, event-buffer limits, determinism, state save/restore."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from contracts.errors import FlopexError
+from exchange.engine.abi import (
+    COMMAND_DTYPE,
+    CmdType,
+    EventType,
+    OrderType,
+    Side,
+    TimeInForce,
+    event_tuples,
+)
+from exchange.engine.book import MatchingEngine, events_to_structs
+from exchange.engine.config import InstrumentConfig, instrument_config_from_spec
+from exchange.engine.reference import ReferenceBook
+
+from .helpers import FIFO_CFG, IID, PRO_RATA_CFG, kinds
+
+CONFIGS = (FIFO_CFG, PRO_RATA_CFG)
+
+
+def random_stream(n: int, seed: int) -> np.ndarray:
+    """A seeded stream of adds, crosses, cancels (by guessed ids) and replaces."""
+    rng = np.random.default_rng(seed)
+    c = np.zeros(n, dtype=COMMAND_DTYPE)
+    c["timestamp"] = np.arange(1, n + 1)
+    c["instrument_id"] = IID
+    kind = rng.integers(0, 10, n)
+    c["cmd_type"] = np.where(kind < 7, CmdType.NEW, np.where(kind < 9, CmdType.CANCEL, 3))
+    c["side"] = rng.integers(1, 3, n)
+    c["order_type"] = OrderType.LIMIT
+    c["tif"] = TimeInForce.GTC
+    c["qty"] = rng.integers(1, 20, n)
+    c["price"] = rng.integers(90, 111, n)
+    c["account"] = rng.integers(1, 6, n)
+    c["order_id"] = (1 << 32) | rng.integers(0, 256, n)
+    return c
+
+
+def test_batch_events_equal_the_reference_books() -> None:
+    cmds = random_stream(3000, seed=1)
+    eng = MatchingEngine(CONFIGS, max_orders=512)
+    ref = ReferenceBook(CONFIGS, max_orders=512)
+    assert event_tuples(eng.process(cmds)) == event_tuples(ref.process(cmds))
+    assert eng.snapshot() == ref.snapshot()
+
+
+def test_tiny_event_buffer_gives_the_same_events_as_a_large_one() -> None:
+    cmds = random_stream(2000, seed=2)
+    small = MatchingEngine(CONFIGS, max_orders=512, event_capacity=1)
+    large = MatchingEngine(CONFIGS, max_orders=512, event_capacity=1 << 16)
+    assert event_tuples(small.process(cmds)) == event_tuples(large.process(cmds))
+    assert small.state_digest() == large.state_digest()
+
+
+def test_mass_cancel_larger_than_the_event_buffer_loses_nothing() -> None:
+    eng = MatchingEngine(CONFIGS, max_orders=512, event_capacity=16)
+    for p in range(60, 140):
+        eng.new_order(IID, Side.BUY if p < 100 else Side.SELL, 1, p if p < 100 else p + 1)
+    ev = eng.mass_cancel()
+    assert kinds(ev).count("CANCELLED") == 80
+    assert ev[-1]["event_type"] == EventType.MASS_CANCEL_DONE and ev[-1]["qty"] == 80
+
+
+def test_same_commands_give_the_same_events_and_digest() -> None:
+    cmds = random_stream(1500, seed=3)
+    a, b = MatchingEngine(CONFIGS, 256), MatchingEngine(CONFIGS, 256)
+    assert event_tuples(a.process(cmds)) == event_tuples(b.process(cmds))
+    assert a.state_digest() == b.state_digest()
+
+
+def test_digest_changes_when_the_book_changes() -> None:
+    eng = MatchingEngine(CONFIGS, 64)
+    before = eng.state_digest()
+    eng.new_order(IID, Side.BUY, 1, 100)
+    assert eng.state_digest() != before
+
+
+def test_restored_state_continues_exactly_like_the_original(tmp_path) -> None:
+    cmds = random_stream(2000, seed=4)
+    eng = MatchingEngine(CONFIGS, 256)
+    eng.process(cmds[:1000])
+    path = str(tmp_path / "engine.npz")
+    eng.save(path)
+    restored = MatchingEngine.load(CONFIGS, path)
+    assert restored.state_digest() == eng.state_digest()
+    assert event_tuples(restored.process(cmds[1000:])) == event_tuples(eng.process(cmds[1000:]))
+
+
+def test_loading_a_damaged_snapshot_is_a_one_line_error(tmp_path) -> None:
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"not a snapshot")
+    with pytest.raises(FlopexError, match="engine snapshot"):
+        MatchingEngine.load(CONFIGS, str(path))
+
+
+def test_one_call_methods_return_structs_convertible_events() -> None:
+    eng = MatchingEngine(CONFIGS, 64)
+    ev = events_to_structs(eng.new_order(IID, Side.SELL, 3, 101, account=9, client_token=5))
+    assert [e.event_type for e in ev] == [EventType.ACCEPTED, EventType.LEVEL]
+    assert (ev[0].account, ev[0].client_token, ev[0].qty) == (9, 5, 3)
+
+
+def test_commands_of_the_wrong_dtype_are_refused() -> None:
+    eng = MatchingEngine(CONFIGS, 64)
+    with pytest.raises(FlopexError, match="COMMAND_DTYPE"):
+        eng.process(np.zeros(3, dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("min_price_ticks", 500),
+        ("min_qty", 0),
+        ("default_smp", 0),
+        ("matching_algorithm", 7),
+        ("instrument_id", 0),
+    ],
+)
+def test_bad_instrument_config_names_the_problem(field: str, value: int) -> None:
+    fields = {"instrument_id": 1, "min_price_ticks": 1, "max_price_ticks": 100}
+    fields[field] = value
+    with pytest.raises(FlopexError):
+        MatchingEngine([InstrumentConfig(**fields)], 8)
+
+
+def test_duplicate_instrument_ids_are_refused() -> None:
+    with pytest.raises(FlopexError, match="duplicate"):
+        MatchingEngine([FIFO_CFG, FIFO_CFG], 8)
+
+
+def test_config_from_the_h100_spec_uses_ticks_limits_and_protection() -> None:
+    from contracts.registry import load_products
+
+    spec = load_products()["H100"]
+    cfg = instrument_config_from_spec(spec, 12612, reference_price_ticks=3000)
+    assert (cfg.min_price_ticks, cfg.max_price_ticks) == (1, 20000)
+    assert cfg.price_limit_ticks == 300  # 10 % of 3000 ticks
+    assert cfg.market_protection_ticks == 50
+    assert cfg.max_qty == 500
