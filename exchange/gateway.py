@@ -51,6 +51,7 @@ _LIMIT_TYPES = (WireOrderType.LIMIT.value, WireOrderType.STOP_LIMIT.value)
 # command kinds in the batch context
 _K_NEW, _K_CANCEL, _K_REPLACE, _K_SWEEP, _K_STATUS, _K_LOCAL = range(6)
 
+_NEW = int(CmdType.NEW)
 _E_ACCEPTED = int(EventType.ACCEPTED)
 _E_REJECTED = int(EventType.REJECTED)
 _E_TRADE = int(EventType.TRADE)
@@ -222,7 +223,7 @@ class Gateway:
             self._reject(s, exc.token, exc.request, exc.code, exc.offset)
             return
         if type(msg) is m.EnterOrder:
-            self._enter(s, msg)
+            self._enter(s, msg, data)
         elif type(msg) is m.CancelOrder:
             self._cancel(s, msg)
         elif type(msg) is m.ReplaceOrder:
@@ -239,7 +240,7 @@ class Gateway:
             else:
                 self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
 
-    def _enter(self, s: Session, o: m.EnterOrder) -> None:
+    def _enter(self, s: Session, o: m.EnterOrder, raw: bytes) -> None:
         tok = o.token
         if not s.take_token(tok):
             self._reject(s, tok, 0x4F, RejectCode.TOKEN_NOT_INCREASING, 1)
@@ -262,13 +263,30 @@ class Gateway:
         rec.session = s
         self.orders[ref] = rec
         s.orders[tok] = rec
-        row = _row(
-            CmdType.NEW, ref, tok, 0, o.price, o.stop_price, o.quantity, o.display_quantity,
-            o.min_quantity, o.instrument_id, account, o.smp_group, SIDE_TO_ENGINE[o.side],
-            ORDER_TYPE_TO_ENGINE[o.order_type], TIF_TO_ENGINE[o.time_in_force],
+        row = (
+            0,
+            ref,
+            tok,
+            0,
+            o.price,
+            o.stop_price,
+            o.quantity,
+            o.display_quantity,
+            o.min_quantity,
+            0,
+            o.instrument_id,
+            account,
+            o.smp_group,
+            _NEW,
+            SIDE_TO_ENGINE[o.side],
+            ORDER_TYPE_TO_ENGINE[o.order_type],
+            TIF_TO_ENGINE[o.time_in_force],
             SMP_TO_ENGINE[o.smp_instruction],
-        )  # fmt: skip
-        self._push(_K_NEW, row, rec, o)
+            0,
+            0,
+            0,
+        )  # fmt: skip  -- COMMAND_DTYPE field order, as _row()
+        self._push(_K_NEW, row, rec, raw)
 
     def _validate_enter(self, s: Session, o: m.EnterOrder) -> tuple[int, int, int]:
         """(account id, reject code or 0, byte offset of the bad field). O(1)."""
@@ -476,17 +494,7 @@ class Gateway:
                 return
             rec.order_id = ev[4]
             rec.working = True
-            o = ctx[2]
-            rec.session.append(
-                sequenced(
-                    m._ACC.pack(
-                        b"A", ev[1], o.token, o.instrument_id, bytes((o.side,)),
-                        bytes((o.order_type,)), bytes((o.time_in_force,)), o.price, o.quantity,
-                        o.display_quantity, o.stop_price, o.min_quantity, o.smp_group,
-                        bytes((o.smp_instruction,)), m._alpha(o.account, m.ACCOUNT_WIDTH), ev[4],
-                    )
-                )
-            )  # fmt: skip
+            rec.session.append(sequenced(m.encode_accepted_echo(ev[1], ctx[2], ev[4])))
         elif et == _E_CANCELLED:
             self._on_cancelled(ev, ctx)
         elif et == _E_REJECTED:
