@@ -75,11 +75,12 @@ class MatchingEngine:
     ) -> None:
         self.configs = list(configs)
         self.state = state if state is not None else make_state(self.configs, max_orders)
-        self.max_orders = self.state.O.shape[1]
+        self.max_orders = self.state.O.shape[0]
         self._events = np.zeros(max(event_capacity, 2 * K.MARGIN), dtype=EVENT_DTYPE)
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
         self._arrays = self.state.arrays()
         self._kernel = K.process
+        #: the compiled entry point skips the dispatcher's argument typing (~0.4 us a call)
         self._fast: Any = None
 
     # ------------------------------------------------------------------ batch
@@ -89,33 +90,31 @@ class MatchingEngine:
         Loops over kernel calls while the event buffer fills, growing it when a single
         step needs more room than it has. Deterministic: same commands, same events.
         """
-        if cmds.dtype != COMMAND_DTYPE:
+        if cmds.dtype is not COMMAND_DTYPE and cmds.dtype != COMMAND_DTYPE:
             raise FlopexError("engine.process: commands must be COMMAND_DTYPE records")
-        chunks: list[np.ndarray] = []
-        pos, n = 0, len(cmds)
+        if not cmds.flags.c_contiguous:  # the compiled entry point takes C-contiguous arrays
+            cmds = np.ascontiguousarray(cmds)
+        fast = self._fast
+        if fast is None:
+            used, ne, more = self._kernel(cmds, self._events, *self._arrays)
+            self._fast = next(iter(self._kernel.overloads.values())).entry_point
+        else:
+            used, ne, more = fast(cmds, self._events, *self._arrays)
+        if not more and used == len(cmds):  # the common case: one call did everything
+            # bytes round trip: ~10x faster than copying a structured slice (read-only)
+            return np.frombuffer(self._events[:ne].tobytes(), EVENT_DTYPE)
+        chunks = [self._events[:ne].copy()]
+        pos, n = used, len(cmds)
         S = self.state.S
         while True:
-            used, ne = self._call(cmds[pos:])
-            if ne:
-                chunks.append(self._events[:ne].copy())
-            pos += used
             if S[K.S_NEED] > len(self._events):
                 self._events = np.zeros(int(S[K.S_NEED]) * 2, dtype=EVENT_DTYPE)
             if pos >= n and S[K.S_PEND_KIND] == K.PEND_NONE:
                 break
-        if len(chunks) == 1:
-            return chunks[0]
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=EVENT_DTYPE)
-
-    def _call(self, cmds: np.ndarray) -> tuple[int, int]:
-        fast = self._fast
-        if fast is not None:
-            return fast(cmds, self._events, *self._arrays)
-        out = self._kernel(cmds, self._events, *self._arrays)
-        if self._fast is None and self._kernel.overloads:
-            # the compiled entry point skips the dispatcher's type resolution (~0.3 us)
-            self._fast = next(iter(self._kernel.overloads.values())).entry_point
-        return out
+            used, ne, more = self._kernel(cmds[pos:], self._events, *self._arrays)
+            chunks.append(self._events[:ne].copy())
+            pos += used
+        return np.concatenate(chunks)
 
     def submit(self, cmd: np.void | np.ndarray) -> np.ndarray:
         """Apply one command record; return its events."""
@@ -286,7 +285,7 @@ class MatchingEngine:
         return cls.from_arrays(configs, arrays)
 
     def live_orders(self) -> int:
-        return int(self.max_orders - self.state.S[K.S_FREE_TOP])
+        return int(self.max_orders - self.state.S[K.S_FREE_COUNT])
 
 
 __all__ = ["EVENT_DTYPE", "Event", "MatchingEngine", "events_to_structs"]

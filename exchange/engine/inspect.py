@@ -19,21 +19,21 @@ _STOP_TYPES = (K.T_STOP_MARKET, K.T_STOP_LIMIT)
 
 def _order_tuple(st: EngineState, slot: int) -> tuple[int, ...]:
     O = st.O
-    f = int(O[K.F_FLAGS, slot])
+    f = int(O[slot, K.F_FLAGS])
     otype = (f >> 2) & 7
-    hidden = 0 if otype in _STOP_TYPES else int(O[K.F_HIDDEN, slot])
+    hidden = 0 if otype in _STOP_TYPES else int(O[slot, K.F_HIDDEN])
     return (
-        (int(O[K.F_GEN, slot]) << 32) | slot,
+        (int(O[slot, K.F_GEN]) << 32) | slot,
         f & 3,
         otype,
         (f >> 5) & 7,
-        int(O[K.F_PRICE, slot]),
-        int(O[K.F_STOP, slot]),
-        int(O[K.F_SHOWN, slot]),
+        int(O[slot, K.F_PRICE]),
+        int(O[slot, K.F_STOP]),
+        int(O[slot, K.F_SHOWN]),
         hidden,
-        int(O[K.F_DISPLAY, slot]),
-        int(np.uint32(O[K.F_ACCOUNT, slot])),
-        int(np.uint32(O[K.F_GROUP, slot])),
+        int(O[slot, K.F_DISPLAY]),
+        int(np.uint32(O[slot, K.F_ACCOUNT])),
+        int(np.uint32(O[slot, K.F_GROUP])),
         (f >> 8) & 3,
         (f >> 10) & 1,
         int(st.UREF[slot]),
@@ -46,7 +46,7 @@ def _level_slots(st: EngineState, L: int) -> list[int]:
     r = int(st.LV[0, L])
     while r >= 0:
         out.append(r)
-        r = int(st.O[K.F_NEXT, r])
+        r = int(st.O[r, K.F_NEXT])
     return out
 
 
@@ -103,7 +103,7 @@ def validate(st: EngineState) -> None:
     exactly once on the level its price says; free-list slots are free and unique.
     """
     O, LV, LVT = st.O, st.LV, st.LVT
-    cap = O.shape[1]
+    cap = O.shape[0]
     linked = np.zeros(cap, dtype=bool)
     for i in range(st.INST.shape[0]):
         row = st.INST[i]
@@ -130,27 +130,32 @@ def validate(st: EngineState) -> None:
                 prev = -1
                 total = 0
                 for s in slots:
-                    assert int(O[K.F_PREV, s]) == prev, "prev link broken"
+                    assert int(O[s, K.F_PREV]) == prev, "prev link broken"
                     assert not linked[s], "order linked twice"
                     linked[s] = True
-                    assert int(O[K.F_INST, s]) == i, "order on the wrong instrument"
-                    f = int(O[K.F_FLAGS, s])
+                    assert int(O[s, K.F_INST]) == i, "order on the wrong instrument"
+                    f = int(O[s, K.F_FLAGS])
                     is_stop = ((f >> 2) & 7) in _STOP_TYPES
                     assert is_stop == (book >= 2), "stop/resting order in the wrong book"
                     side = f & 3
                     assert book % 2 == side - 1, "order on the wrong side"
-                    price = int(O[K.F_STOP if is_stop else K.F_PRICE, s])
+                    price = int(O[s, K.F_STOP if is_stop else K.F_PRICE])
                     assert price == idx + mn, "order on the wrong level"
-                    assert int(O[K.F_SHOWN, s]) > 0, "non-positive shown quantity"
-                    total += int(O[K.F_SHOWN, s])
+                    assert int(O[s, K.F_SHOWN]) > 0, "non-positive shown quantity"
+                    total += int(O[s, K.F_SHOWN])
                     prev = s
                 assert total == int(LVT[L]), f"level {idx + mn} total"
         if bests[0] >= 0 and bests[1] >= 0:
             assert bests[0] < bests[1], "crossed book at rest"
-    top = int(st.S[K.S_FREE_TOP])
-    free = st.FREE[:top]
-    assert len(np.unique(free)) == top, "free list has duplicates"
-    assert np.all(O[K.F_INST, free] == -1), "free slot is live"
-    live = O[K.F_INST] >= 0
+    count = int(st.S[K.S_FREE_COUNT])
+    free = []
+    s = int(st.S[K.S_FREE_HEAD])
+    while s >= 0 and len(free) <= count:
+        free.append(s)
+        s = int(O[s, K.F_NEXT])
+    assert len(free) == count and s == -1, "free chain length disagrees with the count"
+    assert len(set(free)) == count, "free list has duplicates"
+    assert np.all(O[free, K.F_INST] == -1), "free slot is live"
+    live = O[:, K.F_INST] >= 0
     assert np.array_equal(live, linked), "live order not linked (or linked but free)"
-    assert int(live.sum()) + top == cap, "slots leaked"
+    assert int(live.sum()) + count == cap, "slots leaked"

@@ -6,7 +6,8 @@ never page-faults. :class:`EngineState` is a plain container; the kernel receive
 arrays one by one (fewest-possible Python-boundary cost, see ``DESIGN.md``).
 
 Memory: 64 bytes per order slot (12 int32 fields, a uint64 routing tag, an int64 GTD
-expiry) plus 20 bytes per price level and a bit per level per book.
+expiry; free slots chain through their ``F_NEXT`` field, so the free list costs nothing)
+plus 20 bytes per price level and a bit per level per book.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from exchange.engine import kernel as K
 from exchange.engine.config import InstrumentConfig
 
 #: Names of the state arrays, in the order ``kernel.process`` takes them (after C, E).
-ARRAY_NAMES: tuple[str, ...] = ("O", "UREF", "EXP", "FREE", "LV", "LVT", "BM", "INST", "S")
+ARRAY_NAMES: tuple[str, ...] = ("O", "UREF", "EXP", "LV", "LVT", "BM", "INST", "S")
 
 
 @dataclass
@@ -32,7 +33,6 @@ class EngineState:
     O: np.ndarray
     UREF: np.ndarray
     EXP: np.ndarray
-    FREE: np.ndarray
     LV: np.ndarray
     LVT: np.ndarray
     BM: np.ndarray
@@ -53,7 +53,7 @@ class EngineState:
         if missing:
             raise FlopexError(f"engine snapshot: missing array {missing[0]}")
         st = cls(**{n: np.array(arrays[n], copy=True) for n in ARRAY_NAMES})
-        if st.O.dtype != np.int32 or st.O.shape[0] != K.N_OFIELDS:
+        if st.O.dtype != np.int32 or st.O.ndim != 2 or st.O.shape[1] != K.N_OFIELDS:
             raise FlopexError("engine snapshot: array O has the wrong layout")
         if st.INST.ndim != 2 or st.INST.shape[1] != K.N_IFIELDS:
             raise FlopexError("engine snapshot: array INST has the wrong layout")
@@ -110,17 +110,19 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
         row[K.I_BEST : K.I_BEST + 4] = -1
         ladder += 4 * nlev
         words += 4 * nw
-    o = np.full((K.N_OFIELDS, max_orders), 0, dtype=np.int32)
-    o[K.F_INST] = -1
-    o[K.F_GEN] = 1
+    o = np.full((max_orders, K.N_OFIELDS), 0, dtype=np.int32)
+    o[:, K.F_INST] = -1
+    o[:, K.F_GEN] = 1
+    o[:, K.F_NEXT] = np.arange(1, max_orders + 1, dtype=np.int32)  # free chain 0 -> 1 -> ...
+    o[max_orders - 1, K.F_NEXT] = -1
     s = np.full(K.N_SFIELDS, 0, dtype=np.int64)
     s[K.S_MATCH_ID] = 1
-    s[K.S_FREE_TOP] = max_orders
+    s[K.S_FREE_COUNT] = max_orders
+    s[K.S_FREE_HEAD] = 0
     return EngineState(
         O=o,
         UREF=np.full(max_orders, 0, dtype=np.uint64),
         EXP=np.full(max_orders, 0, dtype=np.int64),
-        FREE=np.arange(max_orders - 1, -1, -1, dtype=np.int32),
         LV=np.full((3, ladder), -1, dtype=np.int32) * np.array([[1], [1], [0]], dtype=np.int32),
         LVT=np.full(ladder, 0, dtype=np.int64),
         BM=np.full(words, 0, dtype=np.uint64),

@@ -1,0 +1,462 @@
+"""Matching-engine benchmark: numba batch kernel, per-call facade, reference book, peers.
+
+One seeded, realistic command stream on one instrument (an H100-like ladder of 20,000
+ticks): a deep book around the touch, then a mix of mostly passive adds (50 %) and
+cancels (33 %), replaces (7 %, some price moves) and aggressive orders (10 %) that trade
+through several levels. The same stream runs through:
+
+* ``batch_cmds_per_s`` — the numba batch kernel (``kernel.process``), 4,096-command batches;
+* ``facade_cmds_per_s`` / ``facade_p50_ns`` — ``MatchingEngine.process`` called once per
+  command from Python (what a per-order caller pays);
+* ``reference_cmds_per_s`` — the plain-Python reference book (the baseline, same run);
+* one entry per peer book from PyPI (``peers``): the same adds / cancels / replaces through
+  its Python binding, or ``"unavailable: <why>"``. Peers have simpler semantics (no
+  self-match prevention, no events), so their figure flatters them if anything.
+
+Also: ``compile_s`` (cold numba compile, empty cache) and ``warm_start_s`` (import +
+first command with the on-disk cache), ``resting_1m_bytes`` (engine state holding one
+million resting orders), ``cancel_1m_book_ns`` (a random cancel in that book, batched)
+and ``cancel_1m_book_call_ns`` (the same, one call per cancel, median).
+
+Usage: ``python -m bench.engine [--quick] [--json] [--seed N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from exchange.engine import kernel as K
+from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, CmdType, EventType, Side
+from exchange.engine.book import MatchingEngine
+from exchange.engine.config import InstrumentConfig
+from exchange.engine.reference import ReferenceBook
+
+IID = 12612
+CFG = InstrumentConfig(
+    instrument_id=IID,
+    min_price_ticks=1,
+    max_price_ticks=20_000,
+    reference_price_ticks=10_000,
+    price_limit_ticks=0,
+    min_qty=1,
+    max_qty=10_000,
+    market_protection_ticks=50,
+)
+MID = 10_000
+BATCH = 4096
+
+
+# ----------------------------------------------------------------------------- stream
+def build_stream(n_prefill: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(commands, target, is_prefill): ``target[k]`` is the index of the NEW command a
+    CANCEL/REPLACE refers to (-1 otherwise), so peers can map it to their own ids.
+
+    The stream is generated against the engine itself, chunk by chunk, so cancels and
+    replaces mostly hit orders that are still live (as real flow does).
+    """
+    rng = np.random.default_rng(seed)
+    total = n_prefill + n
+    cmds = np.zeros(total, dtype=COMMAND_DTYPE)
+    target = np.full(total, -1, dtype=np.int64)
+    cmds["timestamp"] = np.arange(1, total + 1)
+    cmds["instrument_id"] = IID
+    cmds["order_type"] = 1
+    cmds["tif"] = 2
+    cmds["account"] = rng.integers(1, 1000, total)
+    gen = MatchingEngine([CFG], max_orders=1 << 21, event_capacity=1 << 18)
+    live: list[int] = []  # NEW indices believed live
+    pos_in_live: dict[int, int] = {}
+    oid_of: dict[int, int] = {}
+    k_of_oid: dict[int, int] = {}
+    mid = MID
+
+    def drop(k: int) -> None:
+        p = pos_in_live.pop(k, None)
+        if p is None:
+            return
+        last = live.pop()
+        if last != k:
+            live[p] = last
+            pos_in_live[last] = p
+
+    k = 0
+    while k < total:
+        end = min(total, k + 8192)
+        for j in range(k, end):
+            c = cmds[j]
+            r = rng.random() if j >= n_prefill else 0.0
+            if j >= n_prefill and j % 997 == 0:
+                mid += int(rng.integers(-2, 3))
+            if r < 0.50 or not live:  # passive add, depth ~ geometric around the touch
+                side = int(rng.integers(1, 3))
+                depth = int(rng.geometric(0.08)) - 1
+                c["cmd_type"] = CmdType.NEW
+                c["side"] = side
+                c["price"] = mid - 1 - depth if side == Side.BUY else mid + 1 + depth
+                c["qty"] = int(rng.integers(1, 11))
+            elif r < 0.83:
+                t = live[int(rng.integers(0, len(live)))]
+                c["cmd_type"] = CmdType.CANCEL
+                c["order_id"] = oid_of[t]
+                c["account"] = cmds[t]["account"]
+                target[j] = t
+                drop(t)
+            elif r < 0.90:
+                t = live[int(rng.integers(0, len(live)))]
+                c["cmd_type"] = CmdType.REPLACE
+                c["order_id"] = oid_of[t]
+                c["account"] = cmds[t]["account"]
+                c["qty"] = max(1, int(cmds[t]["qty"]) + int(rng.integers(-3, 3)))
+                move = int(rng.integers(-1, 2)) if rng.random() < 0.3 else 0
+                c["price"] = int(cmds[t]["price"]) + move
+                target[j] = t
+            else:  # aggressive: crosses a few levels
+                side = int(rng.integers(1, 3))
+                c["cmd_type"] = CmdType.NEW
+                c["side"] = side
+                c["price"] = mid + 4 if side == Side.BUY else mid - 4
+                c["qty"] = int(rng.integers(10, 60))
+        ev = gen.process(cmds[k:end])
+        # follow the book: which NEWs rest, which orders die
+        et = ev["event_type"].tolist()
+        oids = ev["order_id"].tolist()
+        leaves = ev["leaves"].tolist()
+        ts = ev["timestamp"].tolist()
+        for e, oid, lv, t in zip(et, oids, leaves, ts, strict=True):
+            if e == EventType.ACCEPTED:
+                j = t - 1
+                oid_of[j] = oid
+                k_of_oid[oid] = j
+                pos_in_live[j] = len(live)
+                live.append(j)
+            elif (e == EventType.TRADE and lv == 0) or e == EventType.CANCELLED:
+                j2 = k_of_oid.pop(oid, None)
+                if j2 is not None:
+                    drop(j2)
+        k = end
+    is_prefill = np.zeros(total, dtype=bool)
+    is_prefill[:n_prefill] = True
+    return cmds, target, is_prefill
+
+
+# ------------------------------------------------------------------------ our books
+def run_batch(cmds: np.ndarray, prefill: int) -> float:
+    """Commands/s of the batch kernel on cmds[prefill:] after loading the prefill."""
+    eng = MatchingEngine([CFG], max_orders=1 << 21)
+    eng.process(cmds[:prefill])
+    arrays = eng.state.arrays()
+    events = np.zeros(BATCH * 16, dtype=EVENT_DTYPE)
+    body = cmds[prefill:]
+    n = len(body)
+    fn = K.process
+    t0 = time.perf_counter()
+    pos = 0
+    while pos < n:
+        used, _ne, _more = fn(body[pos : pos + BATCH], events, *arrays)
+        pos += used
+        while eng.state.S[K.S_PEND_KIND] != K.PEND_NONE:
+            fn(body[:0], events, *arrays)
+    dt = time.perf_counter() - t0
+    return n / dt
+
+
+def run_facade(cmds: np.ndarray, prefill: int, limit: int) -> tuple[float, float]:
+    """(commands/s, median ns) calling the facade once per command."""
+    eng = MatchingEngine([CFG], max_orders=1 << 21)
+    eng.process(cmds[:prefill])
+    body = cmds[prefill : prefill + limit]
+    ones = [body[k : k + 1] for k in range(len(body))]
+    lat = np.zeros(len(ones), dtype=np.int64)
+    proc = eng.process
+    clock = time.perf_counter_ns
+    t0 = time.perf_counter()
+    for k, one in enumerate(ones):
+        a = clock()
+        proc(one)
+        lat[k] = clock() - a
+    dt = time.perf_counter() - t0
+    return len(ones) / dt, float(np.median(lat))
+
+
+def run_reference(cmds: np.ndarray, prefill: int, limit: int) -> float:
+    ref = ReferenceBook([CFG], max_orders=1 << 21)
+    ref.process(cmds[:prefill])
+    body = cmds[prefill : prefill + limit]
+    t0 = time.perf_counter()
+    ref.process(body)
+    return len(body) / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- peers
+def _plain(cmds: np.ndarray, target: np.ndarray) -> list[tuple[int, ...]]:
+    """The stream as (kind, side, price, qty, target) tuples for peers."""
+    return list(
+        zip(
+            cmds["cmd_type"].tolist(),
+            cmds["side"].tolist(),
+            cmds["price"].tolist(),
+            cmds["qty"].tolist(),
+            target.tolist(),
+            strict=True,
+        )
+    )
+
+
+def peer_orderly_chaos(stream: list[tuple[int, ...]], prefill: int) -> float:
+    import orderly_chaos as oc
+
+    book = oc.LimitOrderBook()
+    buy, sell = oc.Side.BUY, oc.Side.SELL
+    limit, cancel = book.limit, book.cancel
+
+    def run(part: list[tuple[int, ...]], base: int) -> None:
+        for j, (kind, side, price, qty, tgt) in enumerate(part, base):
+            try:
+                if kind == 1:
+                    limit(buy if side == 1 else sell, j + 1, qty, price)
+                elif kind == 2:
+                    cancel(tgt + 1)
+                else:  # replace = cancel + new order under the same id
+                    old = stream[tgt]
+                    cancel(tgt + 1)
+                    limit(buy if old[1] == 1 else sell, tgt + 1, qty, price)
+            except oc.OrderlyChaosError:
+                pass
+
+    run(stream[:prefill], 0)
+    t0 = time.perf_counter()
+    run(stream[prefill:], prefill)
+    return (len(stream) - prefill) / (time.perf_counter() - t0)
+
+
+def peer_nanobook(stream: list[tuple[int, ...]], prefill: int) -> float:
+    import nanobook
+
+    ex = nanobook.Exchange()
+    ids: dict[int, int] = {}
+    submit, cancel, modify = ex.submit_limit, ex.cancel, ex.modify
+
+    def run(part: list[tuple[int, ...]], base: int) -> None:
+        for j, (kind, side, price, qty, tgt) in enumerate(part, base):
+            if kind == 1:
+                ids[j] = submit("buy" if side == 1 else "sell", price, qty, "gtc").order_id
+            elif kind == 2:
+                oid = ids.pop(tgt, None)
+                if oid is not None:
+                    cancel(oid)
+            else:
+                oid = ids.get(tgt)
+                if oid is not None:
+                    r = modify(oid, price, qty)
+                    if r.new is not None:
+                        ids[tgt] = r.new
+
+    run(stream[:prefill], 0)
+    t0 = time.perf_counter()
+    run(stream[prefill:], prefill)
+    return (len(stream) - prefill) / (time.perf_counter() - t0)
+
+
+def peer_liquibook(stream: list[tuple[int, ...]], prefill: int) -> float:
+    import liquibook as lb
+
+    book = lb.liquibook_book_OrderBook()
+    orders: dict[int, Any] = {}
+    order_cls, add, cancel, replace = lb.SimpleOrder, book.add, book.cancel, book.replace
+
+    def run(part: list[tuple[int, ...]], base: int) -> None:
+        for j, (kind, side, price, qty, tgt) in enumerate(part, base):
+            if kind == 1:
+                o = order_cls(side == 1, price, qty)
+                orders[j] = o
+                add(o, 0)
+            elif kind == 2:
+                o = orders.pop(tgt, None)
+                if o is not None:
+                    cancel(o)
+            else:
+                o = orders.get(tgt)
+                if o is not None:
+                    replace(o, qty - int(o.open_qty()), price)
+
+    run(stream[:prefill], 0)
+    t0 = time.perf_counter()
+    run(stream[prefill:], prefill)
+    return (len(stream) - prefill) / (time.perf_counter() - t0)
+
+
+def peer_order_matching(stream: list[tuple[int, ...]], prefill: int, limit: int) -> float:
+    import datetime as dt
+
+    from order_matching.enums import Side as OSide
+    from order_matching.matching_engine import MatchingEngine as OME
+    from order_matching.order import LimitOrder
+    from order_matching.orders import Orders
+
+    eng = OME(seed=1)
+    t = dt.datetime(2026, 11, 25)
+
+    def run(part: list[tuple[int, ...]], base: int) -> None:
+        for j, (kind, side, price, qty, tgt) in enumerate(part, base):
+            if kind == 1:
+                o = LimitOrder(
+                    side=OSide.BUY if side == 1 else OSide.SELL,
+                    price=float(price),
+                    size=float(qty),
+                    timestamp=t,
+                    order_id=str(j),
+                    trader_id="t",
+                )
+                eng.place(Orders([o]))
+                eng.match(timestamp=t)
+            elif kind == 2:
+                with contextlib.suppress(Exception):  # unknown / already filled
+                    eng.cancel_order(str(tgt))
+
+    pre = min(prefill, limit)
+    run(stream[:pre], 0)
+    body = stream[prefill : prefill + limit]
+    t0 = time.perf_counter()
+    run(body, prefill)
+    return len(body) / (time.perf_counter() - t0)
+
+
+def measure_peers(cmds: np.ndarray, target: np.ndarray, prefill: int, quick: bool) -> dict:
+    stream = _plain(cmds, target)
+    out: dict[str, Any] = {}
+    runners = {
+        "liquibook": lambda: peer_liquibook(stream, prefill),
+        "orderly-chaos": lambda: peer_orderly_chaos(stream, prefill),
+        "nanobook": lambda: peer_nanobook(stream, prefill),
+        "order-matching": lambda: peer_order_matching(stream, prefill, 2000 if quick else 10000),
+    }
+    for name, fn in runners.items():
+        try:
+            out[name] = round(fn())
+        except ImportError as exc:
+            out[name] = f"unavailable: not installed ({exc.name})"
+        except Exception as exc:  # a peer that cannot run the stream is reported, not faked
+            out[name] = f"unavailable: {type(exc).__name__}: {exc}"[:200]
+    return out
+
+
+# ------------------------------------------------------------- compile, memory, cancel
+_START_SNIPPET = """
+import time, numpy as np
+t0 = time.perf_counter()
+from exchange.engine.book import MatchingEngine
+from exchange.engine.config import InstrumentConfig
+from exchange.engine.abi import COMMAND_DTYPE
+cfg = InstrumentConfig(instrument_id=1, min_price_ticks=1, max_price_ticks=100)
+eng = MatchingEngine([cfg], 16)
+c = np.zeros(1, dtype=COMMAND_DTYPE)
+for k, v in dict(cmd_type=1, instrument_id=1, side=1, order_type=1, tif=2, qty=1, price=5).items():
+    c[k] = v
+eng.process(c)
+print(time.perf_counter() - t0)
+"""
+
+
+def measure_startup() -> tuple[float, float]:
+    """(cold compile seconds with an empty numba cache, warm start seconds)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        run = [sys.executable, "-c", _START_SNIPPET]
+        cold = float(subprocess.run(run, env=env, cwd=root, capture_output=True, text=True,
+                                    check=True).stdout.split()[-1])  # fmt: skip
+        warm = float(subprocess.run(run, env=env, cwd=root, capture_output=True, text=True,
+                                    check=True).stdout.split()[-1])  # fmt: skip
+    return cold, warm
+
+
+def measure_million(n_orders: int, n_cancels: int, seed: int) -> dict[str, float]:
+    """Memory of a book with ``n_orders`` resting orders and random-cancel cost in it."""
+    rng = np.random.default_rng(seed)
+    eng = MatchingEngine([CFG], max_orders=n_orders)
+    c = np.zeros(n_orders, dtype=COMMAND_DTYPE)
+    c["cmd_type"] = CmdType.NEW
+    c["instrument_id"] = IID
+    c["order_type"] = 1
+    c["tif"] = 2
+    c["account"] = rng.integers(1, 1000, n_orders)
+    c["side"] = rng.integers(1, 3, n_orders)
+    depth = rng.integers(0, 5000, n_orders)
+    c["price"] = np.where(c["side"] == 1, MID - 1 - depth, MID + 1 + depth)
+    c["qty"] = rng.integers(1, 11, n_orders)
+    for k in range(0, n_orders, 1 << 16):
+        eng.process(c[k : k + (1 << 16)])
+    assert eng.live_orders() == n_orders
+    slots = rng.choice(n_orders, n_cancels, replace=False)
+    x = np.zeros(n_cancels, dtype=COMMAND_DTYPE)
+    x["cmd_type"] = CmdType.CANCEL
+    gens = eng.state.O[slots, K.F_GEN].astype(np.int64)
+    x["order_id"] = (gens << 32) | slots
+    x["account"] = c["account"][slots]
+    half = n_cancels // 2
+    arrays = eng.state.arrays()
+    events = np.zeros(half * 4, dtype=EVENT_DTYPE)
+    t0 = time.perf_counter()
+    used, _, _ = K.process(x[:half], events, *arrays)
+    batch_ns = (time.perf_counter() - t0) / half * 1e9
+    assert used == half
+    lat = []
+    clock = time.perf_counter_ns
+    for k in range(half, n_cancels):
+        a = clock()
+        eng.process(x[k : k + 1])
+        lat.append(clock() - a)
+    return {
+        "resting_1m_bytes": eng.state.nbytes(),
+        "cancel_1m_book_ns": round(batch_ns, 1),
+        "cancel_1m_book_call_ns": float(np.median(lat)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller run, under a minute")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--seed", type=int, default=20261125)
+    args = ap.parse_args(argv)
+    quick = args.quick
+    prefill, n = (20_000, 400_000) if quick else (200_000, 3_000_000)
+    facade_n, ref_n = (50_000, 50_000) if quick else (300_000, 300_000)
+    res: dict[str, Any] = {"quick": quick, "seed": args.seed}
+    t0 = time.perf_counter()
+    cold, warm = measure_startup()
+    res["compile_s"] = round(cold, 2)
+    res["warm_start_s"] = round(warm, 3)
+    cmds, target, _ = build_stream(prefill, n, args.seed)
+    res["stream_cmds"] = n
+    res["prefill_orders"] = prefill
+    run_batch(cmds[: prefill + 10_000], prefill)  # warm the caches of this process
+    res["batch_cmds_per_s"] = round(max(run_batch(cmds, prefill) for _ in range(3)))
+    fac, p50 = run_facade(cmds, prefill, facade_n)
+    res["facade_cmds_per_s"] = round(fac)
+    res["facade_p50_ns"] = p50
+    res["reference_cmds_per_s"] = round(run_reference(cmds, prefill, ref_n))
+    res["batch_vs_reference"] = round(res["batch_cmds_per_s"] / res["reference_cmds_per_s"], 1)
+    res.update(measure_million(1_000_000, 20_000 if quick else 200_000, args.seed))
+    res["peers"] = measure_peers(cmds, target, prefill, quick)
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
