@@ -18,9 +18,27 @@ from typing import Protocol
 
 import numpy as np
 
-from exchange.engine.abi import COMMAND_DTYPE, EventType, event_tuples
+from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, EventType, event_tuples
 
 _LEVEL = int(EventType.LEVEL)
+_SMALL = 16
+assert EVENT_DTYPE.names[:15] == (
+    "timestamp",
+    "user_ref",
+    "client_token",
+    "order_id",
+    "price",
+    "qty",
+    "leaves",
+    "match_id",
+    "instrument_id",
+    "account",
+    "event_type",
+    "side",
+    "aggressor_side",
+    "reason",
+    "order_type",
+)  # fmt: skip  -- the small-batch path below relies on this record layout
 
 
 class BatchEngine(Protocol):
@@ -63,17 +81,43 @@ class Sequencer:
         base = self.reserve(n_slots)
         if not rows:
             return base, []
-        cmds = np.array(rows, dtype=COMMAND_DTYPE)
-        cmds["timestamp"] = base + np.asarray(slots, dtype=np.int64)
+        if len(rows) <= _SMALL:  # numpy's fixed costs dominate tiny batches
+            cmds = np.array(
+                [(base + k, *row[1:]) for k, row in zip(slots, rows, strict=True)],
+                dtype=COMMAND_DTYPE,
+            )
+        else:
+            cmds = np.array(rows, dtype=COMMAND_DTYPE)
+            cmds["timestamp"] = base + np.asarray(slots, dtype=np.int64)
         self.commands += len(rows)
         for listener in self.journal:
             listener(cmds)
         events = self.engine.process(cmds)
         for listener in self.event_listeners:
             listener(events)
-        if len(events):
-            events = events[events["event_type"] != _LEVEL]
-        return base, event_tuples(events)
+        if len(events) <= _SMALL:
+            return base, [
+                (
+                    r[10],
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[8],
+                    r[9],
+                    r[11],
+                    r[12],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[7],
+                    r[13],
+                    r[14],
+                )
+                for r in events.tolist()
+                if r[10] != _LEVEL
+            ]  # fmt: skip  -- record order -> EVENT_FIELDS order
+        return base, event_tuples(events[events["event_type"] != _LEVEL])
 
     def snapshot(self) -> dict[str, int]:
         """The sequencer's own state (the engine snapshots itself)."""
