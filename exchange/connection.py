@@ -85,6 +85,13 @@ class SoupServerConnection(asyncio.Protocol):
         except soup.FramingError as exc:
             self.disconnect(f"broken frame: {exc}")
             return
+        try:
+            self._dispatch(packets)
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("internal error on %s; disconnecting it", self.peer)
+            self.disconnect("internal error")
+
+    def _dispatch(self, packets: list[tuple[int, bytes]]) -> None:
         for ptype, payload in packets:
             if self.closing:
                 return

@@ -41,18 +41,17 @@ def read_reference_file(path: Path, contracts: list[Contract]) -> dict[str, int]
         text = Path(path).read_text()
     except OSError as exc:
         raise FlopexError(f"{path}: cannot read reference prices ({exc.strerror})") from None
-    if True:
-        reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or not {"symbol", "price"} <= set(reader.fieldnames):
-            raise FlopexError(f"{path}: needs columns 'symbol' and 'price'")
-        for lineno, row in enumerate(reader, start=2):
-            c = by_symbol.get(row["symbol"])
-            if c is None:
-                raise FlopexError(f"{path}:{lineno}: symbol {row['symbol']!r} is not listed")
-            try:
-                out[c.symbol] = c.product.to_ticks(row["price"])
-            except FlopexError as exc:
-                raise FlopexError(f"{path}:{lineno}: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or not {"symbol", "price"} <= set(reader.fieldnames):
+        raise FlopexError(f"{path}: needs columns 'symbol' and 'price'")
+    for lineno, row in enumerate(reader, start=2):
+        c = by_symbol.get(row["symbol"])
+        if c is None:
+            raise FlopexError(f"{path}:{lineno}: symbol {row['symbol']!r} is not listed")
+        try:
+            out[c.symbol] = c.product.to_ticks(row["price"] or "")
+        except FlopexError as exc:
+            raise FlopexError(f"{path}:{lineno}: {exc}") from None
     return out
 
 

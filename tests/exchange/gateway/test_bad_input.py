@@ -178,3 +178,31 @@ def test_random_bytes_and_truncated_frames_never_stop_the_server(live) -> None:
     fa, fb = got[0]
     assert (fa.quantity, fb.quantity) == (1, 1)
     assert not gw.closed
+
+
+def test_an_internal_error_costs_one_connection_not_the_server(live, monkeypatch) -> None:
+    from exchange.gateway import Gateway
+
+    real = Gateway.on_message
+
+    def flaky(self, s, data):
+        if s.name == "CAROL":
+            raise RuntimeError("simulated bug")
+        return real(self, s, data)
+
+    monkeypatch.setattr(Gateway, "on_message", flaky)
+    got = []
+
+    async def scenario(lv: Live) -> None:
+        carol = await lv.logged_in("carol")
+        carol.enter(H100Z26, "B", 1, price=2700, account="CAROL")
+        for _ in range(100):
+            if not carol.connected:
+                break
+            await asyncio.sleep(0.01)
+        got.append(carol.connected)
+        got.append(await _trade_once(lv))
+
+    live(scenario)
+    assert got[0] is False
+    assert got[1][0].quantity == 1
