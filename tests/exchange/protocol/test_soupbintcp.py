@@ -75,3 +75,13 @@ def test_decoder_on_random_bytes_only_yields_packets_or_framing_errors(data: byt
         return
     consumed = sum(len(p) + 3 for _, p in packets)
     assert consumed + dec.pending == len(data)
+
+
+@given(st.binary(max_size=60))
+def test_login_request_parser_only_raises_value_error(payload: bytes) -> None:
+    try:
+        req = s.parse_login_request(payload)
+    except ValueError:
+        return
+    assert req.requested_sequence >= 0
+    assert len(req.username) <= 6 and len(req.password) <= 10
