@@ -110,7 +110,10 @@ def build_gateway(
     """Everything a trading day needs, wired together (no sockets yet)."""
     products = products if products is not None else load_products()
     cal = BusinessCalendar.default()
-    contracts = [c for c in listed_contracts(products, trade_date, cal)]
+    if not cal.is_business_day(trade_date):
+        nxt = cal.next_business_day(trade_date)
+        raise FlopexError(f"trade date {trade_date} is not a business day (next: {nxt})")
+    contracts = list(listed_contracts(products, trade_date, cal))
     if not contracts:
         raise FlopexError(f"trade date {trade_date}: no contracts listed")
     refs = reference_ticks(contracts, trade_date, data_dir, reference_file)

@@ -80,3 +80,11 @@ def test_bad_reference_file_names_the_line(tmp_path, text: str, message: str) ->
     f.write_text(text)
     with pytest.raises(FlopexError, match=message):
         read_reference_file(f, CONTRACTS)
+
+
+def test_a_weekend_is_not_a_trade_date() -> None:
+    from exchange.auth import demo_access
+    from exchange.venue import build_gateway
+
+    with pytest.raises(FlopexError, match="2026-11-28 is not a business day"):
+        build_gateway(demo_access(n=16)[0], dt.date(2026, 11, 28), engine="reference")
