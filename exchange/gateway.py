@@ -249,18 +249,14 @@ class Gateway:
         if code:
             self._reject(s, tok, 0x4F, code, off)
             return
-        risk_code = self.risk.check(
-            account, o.instrument_id, o.side, o.order_type, o.price, o.stop_price, o.quantity
-        )
+        inst, side, qty = o.instrument_id, o.side, o.quantity
+        risk_code = self.risk.admit(account, inst, side, o.order_type, o.price, o.stop_price, qty)
         if risk_code is not None:
             self._reject(s, tok, 0x4F, risk_code)
             return
-        self.risk.reserve(account, o.instrument_id, o.side, o.quantity)
         ref = self._next_ref
         self._next_ref = ref + 1
-        rec = OrderRec(ref, tok, account, o.instrument_id, o.side, o.price, o.quantity)
-        rec.stop_price = o.stop_price
-        rec.session = s
+        rec = OrderRec(ref, tok, account, inst, side, o.price, qty, 0, o.stop_price, False, s)
         self.orders[ref] = rec
         s.orders[tok] = rec
         row = (

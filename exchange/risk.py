@@ -141,6 +141,28 @@ class RiskChecker:
                 e.working_sell -= qty
 
     # --- checks ----------------------------------------------------------------------
+    def admit(
+        self,
+        account: int,
+        inst: int,
+        side: int,
+        order_type: int,
+        price: int,
+        stop_price: int,
+        qty: int,
+    ) -> RejectCode | None:
+        """:meth:`check` a new order and, if it passes, reserve its quantity. O(1)."""
+        code = self.check(account, inst, side, order_type, price, stop_price, qty)
+        if code is None:
+            e, p = self._exp(account, inst)
+            if side == _BUY:
+                e.working_buy += qty
+                p.working_buy += qty
+            else:
+                e.working_sell += qty
+                p.working_sell += qty
+        return code
+
     def check(
         self,
         account: int,

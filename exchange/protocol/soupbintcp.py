@@ -107,27 +107,35 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Append ``data``; return every complete packet, in order."""
+        """Append ``data``; return every complete packet, in order.
+
+        Works on the incoming ``bytes`` directly when nothing is buffered (the common
+        case), so each payload is copied once.
+        """
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
         out: list[tuple[int, bytes]] = []
+        append = out.append
         pos = 0
-        n = len(buf)
+        n = len(data)
         max_packet = self.max_packet
         while n - pos >= 2:
-            length = (buf[pos] << 8) | buf[pos + 1]
+            length = (data[pos] << 8) | data[pos + 1]
             if length == 0 or length > max_packet:
                 bad = self._consumed + pos
-                del buf[:]
+                self._consumed += n
                 raise FramingError(f"bad packet length {length}", bad)
             end = pos + 2 + length
             if end > n:
                 break
-            out.append((buf[pos + 2], bytes(buf[pos + 3 : end])))
+            append((data[pos + 2], data[pos + 3 : end]))
             pos = end
-        if pos:
-            del buf[:pos]
-            self._consumed += pos
+        if pos < n:
+            buf += data[pos:]
+        self._consumed += pos
         return out
 
 

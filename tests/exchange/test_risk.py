@@ -126,3 +126,10 @@ def test_position_limit_spans_the_products_contracts() -> None:
     assert risk.check(ACCT, other, B, L, 2800, 0, 501) == RejectCode.RISK_MAX_ORDER_QTY
     risk.reserve(ACCT, other, B, 500)
     assert risk.check(ACCT, other, B, L, 2800, 0, 1) == RejectCode.RISK_POSITION_LIMIT
+
+
+def test_admit_reserves_only_what_passes() -> None:
+    risk = _risk()
+    assert risk.admit(ACCT, NEXT, B, L, 2800, 0, 400) is None
+    assert risk.admit(ACCT, NEXT, B, L, 2800, 0, 501) == RejectCode.RISK_MAX_ORDER_QTY
+    assert risk.working(ACCT, NEXT) == (400, 0)
