@@ -305,10 +305,14 @@ class _Formatter:
 
         side = {ord("B"): "BUY", ord("S"): "SELL"}
         if isinstance(msg, m.Accepted):
+            iid = msg.instrument_id
+            kind = chr(msg.order_type)
+            at = "MKT" if kind in "MS" else self.px(iid, msg.price)
+            if kind in "ST":
+                at += f" stop {self.px(iid, msg.stop_price)}"
             return (
                 f"ACCEPTED  token {msg.token}  {side.get(msg.side, '?')} {msg.quantity} "
-                f"{self.symbol(msg.instrument_id)} @ {self.px(msg.instrument_id, msg.price)} "
-                f"account {msg.account}  order id {msg.order_id}"
+                f"{self.symbol(iid)} @ {at} account {msg.account}  order id {msg.order_id}"
             )
         if isinstance(msg, m.Executed):
             liq = "taker" if msg.liquidity == ord("R") else "maker"
