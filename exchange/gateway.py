@@ -202,7 +202,6 @@ class Gateway:
             if e[0] == _K_LOCAL:
                 e[1].append(sequenced(e[2](base + li)))
             li += 1
-        self.sequencer.events += len(events)
         if self.tradelog is not None:
             self.tradelog.flush()
         if self._dirty:

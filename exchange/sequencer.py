@@ -55,7 +55,7 @@ class Sequencer:
         self.clock = clock
         self.last_ts = 0
         self.commands = 0  # global command sequence number of the last command
-        self.events = 0  # global event sequence number of the last event
+        self.events = 0  # engine events so far (all types): global event sequence number
         #: called with each stamped command batch before the engine sees it (journal)
         self.journal: list[Callable[[np.ndarray], None]] = []
         #: called with each batch's full event array (market data, drop copies)
@@ -93,6 +93,7 @@ class Sequencer:
         for listener in self.journal:
             listener(cmds)
         events = self.engine.process(cmds)
+        self.events += len(events)  # every engine event, LEVEL ones included
         for listener in self.event_listeners:
             listener(events)
         if len(events) <= _SMALL:
