@@ -8,6 +8,10 @@ an asyncio client that sleeps in the event loop between replies (like the client
 latency benchmarks; on a shared 2-core box the spinning client's tail shows scheduler
 preemption, ~3 ms time slices, rather than the server).
 
+``ack_rtt_no_md_*`` repeats the asyncio closed loop against ``flopex serve
+--no-market-data``: what the market data feed (published after each batch's replies)
+costs the order-entry round trip.
+
 1. Starts ``flopex serve`` (``python -m exchange.cli serve``, numba engine) as a separate
    process on 127.0.0.1, with generated bench logins.
 2. Closed loop, one session: send Enter Order, wait for Accepted, record the round trip in
@@ -388,6 +392,13 @@ def run(quick: bool) -> dict:
                 us = (cpu1 - cpu0) / (per_conn * conns) * 1e6
                 result["gateway_cpu_us_per_order"] = round(us, 1)
             result["orders_total"] = per_conn * conns
+        finally:
+            _stop(proc)
+        # attribution: the same closed loop with the market data feed switched off
+        proc, port = _start([*serve_cmd, "--no-market-data"], "listening on ")
+        try:
+            ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
+            result.update(_percentiles("ack_rtt_no_md", ha))
         finally:
             _stop(proc)
     for tag in ("", "_busypoll"):

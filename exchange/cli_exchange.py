@@ -2,7 +2,7 @@
 
 ::
 
-    flopex serve --port 7001 --data-dir ./data --trade-date 2026-11-25
+    flopex serve --port 7001 --data-dir ./data --trade-date 2026-11-25   # feed on 7002
     flopex order --user alice buy H100Z26 5 2.800
     flopex order --user bob sell H100Z26 5 2.800          # trades with alice
     flopex order --user alice status                     # working orders and fills
@@ -96,6 +96,13 @@ async def _serve_async(gw, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise FlopexError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     port = server.sockets[0].getsockname()[1]
+    feed, md_where = None, "off"
+    if not args.no_market_data:
+        md_port = args.md_port
+        if md_port is None:
+            md_port = port + 1 if args.port else 0
+        feed = await _start_feed(gw, args.host, md_port)
+        md_where = f"{args.host}:{feed[1]}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -110,18 +117,37 @@ async def _serve_async(gw, args: argparse.Namespace) -> int:
     gc.freeze()
     print(
         f"flopex serve: listening on {args.host}:{port} trade date {gw.trade_date} "
-        f"({n} instruments, data {gw.data_dir}, pid {os.getpid()})",
+        f"({n} instruments, market data {md_where}, data {gw.data_dir}, pid {os.getpid()})",
         flush=True,
     )
     await stop.wait()
     hb.cancel()
     server.close()
+    if feed is not None:
+        await feed[0].close()
     for c in list(conns):
         c.disconnect("gateway stopping", level=logging.INFO)
     if gw.tradelog is not None:
         gw.tradelog.flush()
     print("flopex serve: stopped", flush=True)
     return 0
+
+
+async def _start_feed(gw, host: str, port: int):
+    """The market data feed on its own port, fed by the sequencer's event listener."""
+    from exchange.marketdata import FeedPublisher, FeedServer
+
+    pub = FeedPublisher()
+    for iid in gw.contracts:
+        ref = gw.risk.instruments[iid].reference_ticks or 0
+        pub.add_instrument(iid, gw.status[iid], ref)
+    gw.sequencer.event_listeners.append(pub.publish_events)
+    feed = FeedServer(pub)
+    try:
+        bound = await feed.start(host, port)
+    except OSError as exc:
+        raise FlopexError(f"cannot listen on {host}:{port} (market data): {exc.strerror}") from None
+    return feed, bound
 
 
 # --------------------------------------------------------------------------- order
@@ -360,6 +386,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     sp.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0 = any free)")
     sp.add_argument("--data-dir", default="flopex-data", help="exchange data directory")
+    sp.add_argument(
+        "--md-port", type=int, help="market data feed port (default: --port + 1; 0 = any free)"
+    )
+    sp.add_argument("--no-market-data", action="store_true", help="do not serve market data")
     sp.add_argument("--trade-date", help="YYYY-MM-DD (default: today, or next business day)")
     sp.add_argument("--access", help="accounts and logins YAML (default: demo logins)")
     sp.add_argument("--reference-prices", help="CSV symbol,price: reference for daily limits")

@@ -208,6 +208,7 @@ class Gateway:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
                 conn.drain_out()
+        self.sequencer.publish()  # market data after the acknowledgements are on the wire
 
     # --- inbound -----------------------------------------------------------------------
     def on_message(self, s: Session, data: bytes) -> None:

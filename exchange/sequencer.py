@@ -58,8 +58,10 @@ class Sequencer:
         self.events = 0  # engine events so far (all types): global event sequence number
         #: called with each stamped command batch before the engine sees it (journal)
         self.journal: list[Callable[[np.ndarray], None]] = []
-        #: called with each batch's full event array (market data, drop copies)
+        #: called with each batch's full event array (market data, drop copies) by
+        #: :meth:`publish`, which the gateway runs after the session replies are written
         self.event_listeners: list[Callable[[np.ndarray], None]] = []
+        self._unpublished: list[np.ndarray] = []
 
     def reserve(self, slots: int) -> int:
         """Reserve ``slots`` consecutive timestamps; returns the first. O(1)."""
@@ -75,7 +77,8 @@ class Sequencer:
         ``slots[i]`` is row ``i``'s position among the ``n_slots`` timestamp slots of the
         batch (the gateway interleaves replies of its own there). Row ``i`` is stamped
         ``base + slots[i]``. Returns ``(base, events)``: every event but the LEVEL ones
-        (book-depth changes go to ``event_listeners`` only; sessions do not need them).
+        (book-depth changes go to ``event_listeners`` only, at :meth:`publish`; sessions
+        do not need them).
         O(len(rows)) plus the engine.
         """
         base = self.reserve(n_slots)
@@ -94,8 +97,8 @@ class Sequencer:
             listener(cmds)
         events = self.engine.process(cmds)
         self.events += len(events)  # every engine event, LEVEL ones included
-        for listener in self.event_listeners:
-            listener(events)
+        if self.event_listeners:
+            self._unpublished.append(events)
         if len(events) <= _SMALL:
             return base, [
                 (
@@ -119,6 +122,15 @@ class Sequencer:
                 if r[10] != _LEVEL
             ]  # fmt: skip  -- record order -> EVENT_FIELDS order
         return base, event_tuples(events[events["event_type"] != _LEVEL])
+
+    def publish(self) -> None:
+        """Hand every event array since the last call to the event listeners, in order."""
+        if not self._unpublished:
+            return
+        batches, self._unpublished = self._unpublished, []
+        for events in batches:
+            for listener in self.event_listeners:
+                listener(events)
 
     def snapshot(self) -> dict[str, int]:
         """The sequencer's own state (the engine snapshots itself)."""

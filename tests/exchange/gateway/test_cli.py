@@ -28,7 +28,8 @@ def server(tmp_path_factory):
     line = proc.stdout.readline()
     assert "listening on" in line, proc.stderr.read()
     port = line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1]
-    yield port, data
+    md_port = line.split("market data ", 1)[1].split(",")[0].rsplit(":", 1)[1]
+    yield port, data, md_port
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
 
@@ -40,7 +41,7 @@ def _order(port: str, capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_enter_replace_cancel_and_see_fills_between_two_sessions(server, capsys) -> None:
-    port, data = server
+    port, data, _ = server
     # buy 5 @ 2.800 for alice, sell 3 @ 2.800 for bob: a fill on both sides
     code, out, _ = _order(port, capsys, "--user", "alice", "buy", "H100Z26", "5", "2.800")
     assert code == 0 and "ACCEPTED  token 1  BUY 5 H100Z26 @ 2.800" in out
@@ -63,6 +64,28 @@ def test_enter_replace_cancel_and_see_fills_between_two_sessions(server, capsys)
     ]
 
 
+def test_market_data_feed_shows_the_book(server, capsys) -> None:
+    import asyncio
+
+    from exchange.bookbuilder import FeedClient
+
+    port, _, md_port = server
+    _order(port, capsys, "--user", "bob", "buy", "H100Z26", "7", "2.700")
+
+    async def read_book():
+        client = FeedClient("127.0.0.1", int(md_port))
+        await client.connect()
+        for _ in range(200):
+            if client.builder.has_state and client.builder.book(12612).best(1):
+                break
+            await client._read_some()
+        best = client.builder.book(12612).best(1)
+        await client.close()
+        return best
+
+    assert asyncio.run(read_book()) == (2700, 7)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -73,7 +96,7 @@ def test_enter_replace_cancel_and_see_fills_between_two_sessions(server, capsys)
     ],
 )
 def test_bad_tickets_are_one_line_errors(server, capsys, argv, message) -> None:
-    port, _ = server
+    port, _, _ = server
     code, out, err = _order(port, capsys, "--user", "alice", *argv)
     assert code in (1, 2)
     assert message in out + err
@@ -81,7 +104,7 @@ def test_bad_tickets_are_one_line_errors(server, capsys, argv, message) -> None:
 
 
 def test_wrong_password_is_a_one_line_error(server, capsys) -> None:
-    port, _ = server
+    port, _, _ = server
     code, _, err = _order(port, capsys, "--user", "alice", "--password", "x", "status")
     assert code == 2
     assert err.strip() == "flopex: error: login rejected: not authorised (A)"
@@ -94,7 +117,7 @@ def test_no_server_is_a_one_line_error(capsys) -> None:
 
 
 def test_admin_close_day_writes_the_close_record(server, capsys) -> None:
-    port, data = server
+    port, data, _ = server
     _order(port, capsys, "--user", "bob", "sell", "H100Z26", "2", "2.810")
     code, out, _ = _order(port, capsys, "--user", "admin", "close-day")
     assert code == 0 and "DONE" in out

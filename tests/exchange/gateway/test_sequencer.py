@@ -69,4 +69,6 @@ def test_event_listeners_see_level_events_sessions_do_not() -> None:
         lambda ev: levels.extend(np.flatnonzero(ev["event_type"] == EventType.LEVEL))
     )
     _, events = seq.submit([_new(1, Side.BUY, 1000, 1)], [0], 1)
+    assert not levels  # published after the replies, not during the batch
+    seq.publish()
     assert levels and [e[0] for e in events] == [EventType.ACCEPTED]
