@@ -42,7 +42,7 @@ from contracts.errors import FlopexError
 from contracts.registry import load_products
 from contracts.spec import ProductSpec
 
-#: Clearing fee per contract per side, minor units (documented in docs/clearing.md).
+#: Clearing fee per contract per side, minor units, for a product whose spec sets none.
 DEFAULT_FEE_PER_LOT_MINOR = 50
 
 
@@ -66,7 +66,12 @@ class ClearingConfig:
         return self.clearing_dir / "ledger.sqlite"
 
     def fee(self, code: str) -> int:
-        return int(self.fee_per_lot_minor.get(code, DEFAULT_FEE_PER_LOT_MINOR))
+        """Fee per contract per side (minor units): an override here, else the spec's
+        ``clearing_fee``."""
+        if code in self.fee_per_lot_minor:
+            return int(self.fee_per_lot_minor[code])
+        spec = self.products.get(code)
+        return spec.clearing_fee_minor if spec is not None else DEFAULT_FEE_PER_LOT_MINOR
 
 
 @dataclass

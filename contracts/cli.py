@@ -143,6 +143,7 @@ def spec_table(spec: ProductSpec, on: dt.date, calendar: BusinessCalendar) -> st
             f"{m.calendar_spread_charge} {cur}; credit group {m.credit_group or '-'} "
             f"({m.inter_product_credit_pct}% inter-product credit)",
         ),
+        ("Clearing fee", f"{spec.clearing_fee} {cur} per contract per side"),
         ("Holiday calendar", spec.holiday_calendar),
     ]
     width = max(len(k) for k, _ in rows)

@@ -271,6 +271,9 @@ class ProductSpec(_Model):
     self_match_prevention: Literal["cancel_resting", "cancel_incoming", "cancel_both"]
     market_protection: PositiveDec = Field(description="max sweep of a market order, price units")
     margin: MarginParams
+    clearing_fee: NonNegDec = Field(
+        default=Decimal("0.50"), description="currency per contract per side, charged at clearing"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProductSpec:
@@ -330,6 +333,11 @@ class ProductSpec(_Model):
     def market_protection_ticks(self) -> int:
         """How far (ticks) a market order may sweep from the best price."""
         return price_to_ticks(self.market_protection, self.tick_size)
+
+    @property
+    def clearing_fee_minor(self) -> int:
+        """Clearing fee per contract per side, in minor units."""
+        return decimal_to_scaled(self.clearing_fee, self.currency_minor_digits, what="clearing_fee")
 
     @property
     def calendar_spread_charge_minor(self) -> int:

@@ -85,6 +85,7 @@ BAD_FIELDS = [
     ("margin.calendar_spread_charge", "-1", "margin.calendar_spread_charge: Input should be"),
     ("margin.inter_product_credit_pct", "101", "margin.inter_product_credit_pct: a percentage"),
     ("holiday_calendar", 5, "holiday_calendar: Input should be a valid string"),
+    ("clearing_fee", "-0.50", "clearing_fee: Input should be greater than or equal to 0"),
     ("surprise", 1, "surprise: unknown field"),
 ]
 
