@@ -36,9 +36,14 @@ def _order_tuple(st: EngineState, slot: int) -> tuple[int, ...]:
         int(np.uint32(O[slot, K.F_GROUP])),
         (f >> 8) & 3,
         (f >> 10) & 1,
-        int(st.UREF[slot]),
-        int(st.EXP[slot]),
+        _pair(O, slot, K.F_UREF_LO) & 0xFFFFFFFFFFFFFFFF,
+        _pair(O, slot, K.F_EXP_LO),
     )
+
+
+def _pair(O: np.ndarray, slot: int, f: int) -> int:
+    """A 64-bit value stored as two int32 halves (signed)."""
+    return (int(O[slot, f + 1]) << 32) | (int(O[slot, f]) & 0xFFFFFFFF)
 
 
 def _level_slots(st: EngineState, L: int) -> list[int]:

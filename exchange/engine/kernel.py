@@ -5,10 +5,8 @@ Everything here is ``@njit(cache=True, _nrt=False)``: the kernels never allocate
 are compiled without numba's reference counting (the single biggest speed factor, see
 ``DESIGN.md``). State is a handful of numpy arrays created by :mod:`exchange.engine.state`:
 
-``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 48-byte row per order, so a
-          random cancel touches one cache line, not twelve (measured: 2x on cancels)
-``UREF``  uint64 ``(capacity,)`` gateway routing tag per order
-``EXP``   int64 ``(capacity,)`` GTD expiry per order
+``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 64-byte row (a cache line) per
+          order, so a random cancel touches one line, not sixteen (measured: 2x on cancels)
 ``LV``    int32 ``(3, levels)`` head, tail, order count per price level
 ``LVT``   int64 ``(levels,)`` visible quantity per level
 ``BM``    uint64 bitmap of non-empty levels (one bit per level)
@@ -43,7 +41,11 @@ F_DISPLAY = 8
 F_ACCOUNT = 9
 F_GROUP = 10
 F_GEN = 11
-N_OFIELDS = 12
+F_UREF_LO = 12  # gateway routing tag (uint64) as two int32 halves
+F_UREF_HI = 13
+F_EXP_LO = 14  # GTD expiry (int64 ns) as two int32 halves
+F_EXP_HI = 15
+N_OFIELDS = 16  # 64 bytes: one cache line per order
 
 # ---- instrument fields (columns of INST)
 I_ID = 0
@@ -198,6 +200,23 @@ def _emit(
 
 
 @njit(**INLINE)
+def _set_pair(O, slot, f, x):
+    """Store the 64-bit ``x`` in fields f (low half) and f + 1 (high half)."""
+    O[slot, f] = np.int32(np.uint32(x & 0xFFFFFFFF))
+    O[slot, f + 1] = np.int32(x >> 32)
+
+
+@njit(**INLINE)
+def _get_pair(O, slot, f):
+    return (np.int64(O[slot, f + 1]) << 32) | (np.int64(O[slot, f]) & 0xFFFFFFFF)
+
+
+@njit(**INLINE)
+def _uref(O, slot):
+    return np.uint64(_get_pair(O, slot, F_UREF_LO))
+
+
+@njit(**INLINE)
 def _oid(O, slot):
     return (np.int64(O[slot, F_GEN]) << 32) | slot
 
@@ -231,13 +250,13 @@ def _event_price(O, slot):
 
 
 @njit(**INLINE)
-def _emit_order(E, ne, O, UREF, INST, slot, et, ts, token, price, qty, leaves, mid, reason, agg):
+def _emit_order(E, ne, O, INST, slot, et, ts, token, price, qty, leaves, mid, reason, agg):
     return _emit(
         E,
         ne,
         et,
         ts,
-        UREF[slot],
+        _uref(O, slot),
         token,
         _oid(O, slot),
         INST[O[slot, F_INST], I_ID],
@@ -400,13 +419,12 @@ def _emit_level(E, ne, LV, LVT, INST, i, book, idx, ts):
 
 
 @njit(**INLINE)
-def _cancel_linked(E, ne, O, UREF, LV, LVT, BM, INST, S, slot, reason, ts, token):
+def _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, reason, ts, token):
     """CANCELLED event, unlink, free (no LEVEL event)."""
     ne = _emit_order(
         E,
         ne,
         O,
-        UREF,
         INST,
         slot,
         E_CANCELLED,
@@ -560,7 +578,7 @@ def _fillable(O, LV, BM, INST, i, slot, needed):
 
 
 @njit(**INLINE)
-def _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts):
+def _trade(E, ne, O, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts):
     """Book one fill of ``qty`` between aggressor slot and resting r; emit both sides."""
     mid = S[S_MATCH_ID]
     S[S_MATCH_ID] = mid + 1
@@ -569,12 +587,11 @@ def _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts)
     INST[i, I_LAST] = price
     INST[i, I_HAS_LAST] = 1
     agg = _side(O, slot)
-    ne = _emit_order(E, ne, O, UREF, INST, slot, E_TRADE, ts, _U0, price, qty, q_after, mid, 0, agg)
+    ne = _emit_order(E, ne, O, INST, slot, E_TRADE, ts, _U0, price, qty, q_after, mid, 0, agg)
     ne = _emit_order(
         E,
         ne,
         O,
-        UREF,
         INST,
         r,
         E_TRADE,
@@ -591,7 +608,7 @@ def _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts)
 
 
 @njit(**JIT)
-def _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, cur, ts):
+def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
     """Match unlinked ``slot`` (open qty in F_SHOWN) against the opposite side.
 
     Returns (events, status): 0 done, 1 incoming cancelled by SMP, 2 paused (buffer
@@ -640,7 +657,7 @@ def _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, cur, ts):
                             status = 1
                             break
                         ne = _cancel_linked(
-                            E, ne, O, UREF, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0
+                            E, ne, O, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0
                         )
                         if smp == SMP_BOTH:
                             status = 1
@@ -657,9 +674,7 @@ def _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, cur, ts):
                         alloc = q0 * np.int64(O[r, F_SHOWN]) // total
                         if alloc >= PRO_RATA_MIN_ALLOCATION:
                             q -= alloc
-                            ne = _trade(
-                                E, ne, O, UREF, LVT, INST, S, i, slot, r, L, alloc, q, price, ts
-                            )
+                            ne = _trade(E, ne, O, LVT, INST, S, i, slot, r, L, alloc, q, price, ts)
                         r = O[r, F_NEXT]
                 continue
         r = LV[0, L]
@@ -667,14 +682,14 @@ def _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, cur, ts):
             if smp == SMP_INCOMING:
                 status = 1
                 break
-            ne = _cancel_linked(E, ne, O, UREF, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0)
+            ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0)
             if smp == SMP_BOTH:
                 status = 1
                 break
             continue
         fill = min(q, np.int64(O[r, F_SHOWN]))
         q -= fill
-        ne = _trade(E, ne, O, UREF, LVT, INST, S, i, slot, r, L, fill, q, price, ts)
+        ne = _trade(E, ne, O, LVT, INST, S, i, slot, r, L, fill, q, price, ts)
         if O[r, F_SHOWN] == 0:
             h = O[r, F_HIDDEN]
             if h > 0:  # iceberg refresh: the new slice joins the back of the queue
@@ -698,7 +713,7 @@ def _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, cur, ts):
 
 
 @njit(**INLINE)
-def _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
+def _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
     """After matching: free a filled order, cancel IOC/SMP remainders, rest the rest."""
     q = np.int64(O[slot, F_SHOWN])
     if q == 0:
@@ -711,7 +726,6 @@ def _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
             E,
             ne,
             O,
-            UREF,
             INST,
             slot,
             E_CANCELLED,
@@ -737,7 +751,7 @@ def _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
 
 
 @njit(**INLINE)
-def _execute(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, needed, ts):
+def _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts):
     """FOK / minimum-quantity check, match, then rest or cancel. Returns (events, paused)."""
     if needed > 0 and _fillable(O, LV, BM, INST, i, slot, needed) < needed:
         reason = X_FOK if _tif(O, slot) == TIF_FOK else X_MIN_QTY
@@ -746,7 +760,6 @@ def _execute(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, needed, ts):
             E,
             ne,
             O,
-            UREF,
             INST,
             slot,
             E_CANCELLED,
@@ -765,15 +778,15 @@ def _execute(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, needed, ts):
     best = _best_price(INST, i, B_ASK if side == BUY else B_BID)
     st = 0
     if best >= 0 and _crosses(side, np.int64(O[slot, F_PRICE]), best):
-        ne, st = _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, -1, ts)
+        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, -1, ts)
         if st == 2:
             return ne, True
-    ne = _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
     return ne, False
 
 
 @njit(**JIT)
-def _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts):
+def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
     """Trigger every stop the last price has reached, one at a time (reference._run_triggers)."""
     cap = E.shape[0]
     while INST[i, I_HAS_LAST] != 0:
@@ -801,7 +814,6 @@ def _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts):
             E,
             ne,
             O,
-            UREF,
             INST,
             slot,
             E_STOP_TRIGGERED,
@@ -827,7 +839,6 @@ def _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts):
                     E,
                     ne,
                     O,
-                    UREF,
                     INST,
                     slot,
                     E_CANCELLED,
@@ -844,7 +855,7 @@ def _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts):
                 continue
             O[slot, F_PRICE] = p
         needed = leaves if _tif(O, slot) == TIF_FOK else min(min_q, leaves)
-        ne, paused = _execute(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, needed, ts)
+        ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
         if paused:
             return ne, True
     return ne, False
@@ -941,7 +952,7 @@ def _validate_new(c, INST, S, i):
 
 
 @njit(**INLINE)
-def _new(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S):
+def _new(E, ne, c, O, LV, LVT, BM, INST, S):
     ts = c.timestamp
     i = _find_inst(INST, np.int64(c.instrument_id))
     if i < 0:
@@ -974,13 +985,12 @@ def _new(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S):
     O[slot, F_DISPLAY] = c.display_qty
     O[slot, F_ACCOUNT] = c.account
     O[slot, F_GROUP] = c.smp_group
-    UREF[slot] = c.user_ref
-    EXP[slot] = c.expire_time if tif == TIF_GTD else 0
+    _set_pair(O, slot, F_UREF_LO, np.int64(c.user_ref))
+    _set_pair(O, slot, F_EXP_LO, c.expire_time if tif == TIF_GTD else 0)
     ne = _emit_order(
         E,
         ne,
         O,
-        UREF,
         INST,
         slot,
         E_ACCEPTED,
@@ -999,11 +1009,11 @@ def _new(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S):
         return ne, False
     needed = qty if tif == TIF_FOK else c.min_qty
     mid0 = S[S_MATCH_ID]
-    ne, paused = _execute(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, needed, ts)
+    ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
     if paused:
         return ne, True
     if S[S_MATCH_ID] != mid0:
-        return _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts)
+        return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
     return ne, False
 
 
@@ -1021,22 +1031,20 @@ def _lookup(O, c):
 
 
 @njit(**INLINE)
-def _cancel(E, ne, c, O, UREF, LV, LVT, BM, INST, S):
+def _cancel(E, ne, c, O, LV, LVT, BM, INST, S):
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER)
     i = O[slot, F_INST]
     book, idx = _book_idx(O, INST, slot)
-    ne = _cancel_linked(
-        E, ne, O, UREF, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token
-    )
+    ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
         ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, c.timestamp)
     return ne
 
 
 @njit(**JIT)
-def _replace(E, ne, c, O, UREF, LV, LVT, BM, INST, S):
+def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
     ts = c.timestamp
     slot = _lookup(O, c)
     if slot < 0:
@@ -1083,9 +1091,7 @@ def _replace(E, ne, c, O, UREF, LV, LVT, BM, INST, S):
             O[slot, F_STOP] = new_stop
             O[slot, F_SHOWN] = qty
             _link_tail(O, LV, LVT, BM, INST, i, book, new_stop - mn, slot)
-        ne = _emit_order(
-            E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_stop, qty, qty, 0, 0, 0
-        )
+        ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_stop, qty, qty, 0, 0, 0)
         return ne, False
     book = side - 1
     old_idx = np.int64(O[slot, F_PRICE]) - mn
@@ -1094,39 +1100,35 @@ def _replace(E, ne, c, O, UREF, LV, LVT, BM, INST, S):
         LVT[_level(INST, i, book, old_idx)] += new_shown - shown
         O[slot, F_SHOWN] = new_shown
         O[slot, F_HIDDEN] = qty - new_shown
-        ne = _emit_order(
-            E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0
-        )
+        ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
         return _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts), False
     _unlink(O, LV, LVT, BM, INST, i, book, old_idx, slot)
     O[slot, F_PRICE] = new_price
     O[slot, F_SHOWN] = qty
     O[slot, F_HIDDEN] = 0
-    ne = _emit_order(
-        E, ne, O, UREF, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0
-    )
+    ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
     ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
     mid0 = S[S_MATCH_ID]
-    ne, st = _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, -1, ts)
+    ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, -1, ts)
     if st == 2:
         return ne, True
-    ne = _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
     if S[S_MATCH_ID] != mid0:
-        return _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts)
+        return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
     return ne, False
 
 
 @njit(**INLINE)
-def _sweep_hit(O, EXP, slot, kind, acct, now):
+def _sweep_hit(O, slot, kind, acct, now):
     if kind == C_MASS:
         return acct == 0 or np.uint32(O[slot, F_ACCOUNT]) == acct
     if kind == C_SESSION:
         return _tif(O, slot) == TIF_DAY
-    return _tif(O, slot) == TIF_GTD and EXP[slot] <= now
+    return _tif(O, slot) == TIF_GTD and _get_pair(O, slot, F_EXP_LO) <= now
 
 
 @njit(**JIT)
-def _sweep(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S):
+def _sweep(E, ne, O, LV, LVT, BM, INST, S):
     """Resume/perform the sweep described in S (walk order: see reference._sweep)."""
     cap = E.shape[0]
     kind = S[S_SW_TYPE]
@@ -1154,10 +1156,8 @@ def _sweep(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S):
                 r = LV[0, L]
                 while r >= 0:
                     nx = O[r, F_NEXT]
-                    if _sweep_hit(O, EXP, r, kind, acct, now):
-                        ne = _cancel_linked(
-                            E, ne, O, UREF, LV, LVT, BM, INST, S, r, reason, now, _U0
-                        )
+                    if _sweep_hit(O, r, kind, acct, now):
+                        ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, r, reason, now, _U0)
                         n += 1
                     r = nx
                 if n > 0 and book < 2:
@@ -1188,33 +1188,33 @@ def _sweep(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S):
 
 
 @njit(**JIT)
-def _resume(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S):
+def _resume(E, ne, O, LV, LVT, BM, INST, S):
     """Finish work a previous call left pending. Returns (events, still_paused)."""
     kind = S[S_PEND_KIND]
     if kind == PEND_SWEEP:
-        return _sweep(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S)
+        return _sweep(E, ne, O, LV, LVT, BM, INST, S)
     S[S_PEND_KIND] = PEND_NONE
     i = S[S_PEND_INST]
     ts = S[S_PEND_TS]
     if kind == PEND_AGGRESS:
         slot = S[S_PEND_SLOT]
-        ne, st = _aggress(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, S[S_PEND_CUR], ts)
+        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, S[S_PEND_CUR], ts)
         if st == 2:
             return ne, True
-        ne = _finish(E, ne, O, UREF, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
-    return _triggers(E, ne, O, UREF, LV, LVT, BM, INST, S, i, ts)
+        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
 
 
 @njit(**INLINE)
-def _command(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S):
+def _command(E, ne, c, O, LV, LVT, BM, INST, S):
     """One command. Returns (events, paused)."""
     t = c.cmd_type
     if t == C_NEW:
-        return _new(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S)
+        return _new(E, ne, c, O, LV, LVT, BM, INST, S)
     if t == C_CANCEL:
-        return _cancel(E, ne, c, O, UREF, LV, LVT, BM, INST, S), False
+        return _cancel(E, ne, c, O, LV, LVT, BM, INST, S), False
     if t == C_REPLACE:
-        return _replace(E, ne, c, O, UREF, LV, LVT, BM, INST, S)
+        return _replace(E, ne, c, O, LV, LVT, BM, INST, S)
     if t == C_MASS or t == C_SESSION or t == C_EXPIRE:
         iid = np.int64(c.instrument_id)
         if iid != 0 and _find_inst(INST, iid) < 0:
@@ -1226,7 +1226,7 @@ def _command(E, ne, c, O, UREF, EXP, LV, LVT, BM, INST, S):
         S[S_SW_UREF] = np.int64(c.user_ref)
         S[S_SW_TOKEN] = np.int64(c.client_token)
         S[S_PEND_TS] = c.timestamp
-        return _sweep(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S)
+        return _sweep(E, ne, O, LV, LVT, BM, INST, S)
     if t == C_STATUS or t == C_REFERENCE:
         i = _find_inst(INST, np.int64(c.instrument_id))
         if i < 0:
@@ -1287,7 +1287,7 @@ def _clear_scratch(S):
 
 
 @njit(**JIT)
-def process(C, E, O, UREF, EXP, LV, LVT, BM, INST, S):
+def process(C, E, O, LV, LVT, BM, INST, S):
     """Apply commands ``C`` in order, writing events into ``E``.
 
     Returns ``(commands_consumed, events_written, more)``; ``more`` is 1 when work is
@@ -1306,7 +1306,7 @@ def process(C, E, O, UREF, EXP, LV, LVT, BM, INST, S):
         if cap < MARGIN:
             S[S_NEED] = MARGIN
             return 0, 0, 1
-        ne, paused = _resume(E, ne, O, UREF, EXP, LV, LVT, BM, INST, S)
+        ne, paused = _resume(E, ne, O, LV, LVT, BM, INST, S)
         if paused:
             return 0, ne, 1
     n = C.shape[0]
@@ -1316,7 +1316,7 @@ def process(C, E, O, UREF, EXP, LV, LVT, BM, INST, S):
                 S[S_NEED] = MARGIN
             _clear_scratch(S)
             return k, ne, 1 if cap < MARGIN else 0
-        ne, paused = _command(E, ne, C[k], O, UREF, EXP, LV, LVT, BM, INST, S)
+        ne, paused = _command(E, ne, C[k], O, LV, LVT, BM, INST, S)
         if paused:
             return k + 1, ne, 1
     _clear_scratch(S)

@@ -5,8 +5,9 @@ Arrays are allocated with ``np.full`` so every page is touched up front and matc
 never page-faults. :class:`EngineState` is a plain container; the kernel receives the
 arrays one by one (fewest-possible Python-boundary cost, see ``DESIGN.md``).
 
-Memory: 64 bytes per order slot (12 int32 fields, a uint64 routing tag, an int64 GTD
-expiry; free slots chain through their ``F_NEXT`` field, so the free list costs nothing)
+Memory: 64 bytes per order slot (16 int32 fields including the uint64 routing tag and the
+int64 GTD expiry as halves; free slots chain through their ``F_NEXT`` field, so the free
+list costs nothing)
 plus 20 bytes per price level and a bit per level per book.
 """
 
@@ -23,7 +24,7 @@ from exchange.engine import kernel as K
 from exchange.engine.config import InstrumentConfig
 
 #: Names of the state arrays, in the order ``kernel.process`` takes them (after C, E).
-ARRAY_NAMES: tuple[str, ...] = ("O", "UREF", "EXP", "LV", "LVT", "BM", "INST", "S")
+ARRAY_NAMES: tuple[str, ...] = ("O", "LV", "LVT", "BM", "INST", "S")
 
 
 @dataclass
@@ -31,8 +32,6 @@ class EngineState:
     """All mutable engine state. Two states with equal arrays behave identically."""
 
     O: np.ndarray
-    UREF: np.ndarray
-    EXP: np.ndarray
     LV: np.ndarray
     LVT: np.ndarray
     BM: np.ndarray
@@ -70,6 +69,13 @@ class EngineState:
 
     def nbytes(self) -> int:
         return sum(getattr(self, n).nbytes for n in ARRAY_NAMES)
+
+
+def _aligned_rows(n: int, width: int) -> np.ndarray:
+    """An int32 ``(n, width)`` zero array whose rows start on 64-byte boundaries."""
+    buf = np.full(n * width + 16, 0, dtype=np.int32)
+    skip = (-buf.ctypes.data % 64) // 4
+    return buf[skip : skip + n * width].reshape(n, width)
 
 
 def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineState:
@@ -110,7 +116,7 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
         row[K.I_BEST : K.I_BEST + 4] = -1
         ladder += 4 * nlev
         words += 4 * nw
-    o = np.full((max_orders, K.N_OFIELDS), 0, dtype=np.int32)
+    o = _aligned_rows(max_orders, K.N_OFIELDS)
     o[:, K.F_INST] = -1
     o[:, K.F_GEN] = 1
     o[:, K.F_NEXT] = np.arange(1, max_orders + 1, dtype=np.int32)  # free chain 0 -> 1 -> ...
@@ -121,8 +127,6 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
     s[K.S_FREE_HEAD] = 0
     return EngineState(
         O=o,
-        UREF=np.full(max_orders, 0, dtype=np.uint64),
-        EXP=np.full(max_orders, 0, dtype=np.int64),
         LV=np.full((3, ladder), -1, dtype=np.int32) * np.array([[1], [1], [0]], dtype=np.int32),
         LVT=np.full(ladder, 0, dtype=np.int64),
         BM=np.full(words, 0, dtype=np.uint64),
