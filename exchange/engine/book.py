@@ -1,5 +1,6 @@
 """The matching engine facade: one-call Python methods over the numba batch kernel.
 
+>>> from exchange.engine.abi import EventType, Side
 >>> eng = MatchingEngine([InstrumentConfig(12612, 1, 20000, reference_price_ticks=3000)])
 >>> ev = eng.new_order(12612, Side.BUY, qty=5, price=2990, account=7)
 >>> [EventType(t).name for t in ev["event_type"]]

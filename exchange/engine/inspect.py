@@ -67,7 +67,6 @@ def snapshot(st: EngineState) -> dict[str, Any]:
     out: dict[str, Any] = {"next_match_id": int(st.S[K.S_MATCH_ID]), "instruments": {}}
     for i in range(st.INST.shape[0]):
         row = st.INST[i]
-        mn = int(row[K.I_MIN])
 
         def levels(book: int, descending: bool, row: Any = row, i: int = i) -> list[int]:
             idx = _nonempty(st, i, book).tolist()
@@ -95,7 +94,6 @@ def snapshot(st: EngineState) -> dict[str, Any]:
             "buy_stops": orders(levels(K.B_BUY_STOP, False)),
             "sell_stops": orders(levels(K.B_SELL_STOP, True)),
         }
-        del mn
     return out
 
 
