@@ -56,21 +56,63 @@ def _serve(args: argparse.Namespace) -> int:
         creds = ", ".join(f"{u}/{p}" for u, p in passwords.items())
         print(f"flopex serve: no --access file, demo logins: {creds}", file=sys.stderr)
     trade_date = _trade_date(args.trade_date)
-    data_dir = Path(args.data_dir)
-    from exchange.venue import build_gateway
+    from exchange.datadir import DataDir
+    from exchange.journal import GatewayJournal, Journal, SyncPolicy
+    from exchange.venue import build_gateway, recover_venue
 
+    policy = SyncPolicy.parse(args.journal_sync)
+    if args.snapshot_every < 0:
+        raise FlopexError(f"--snapshot-every: must be 0 or more, got {args.snapshot_every}")
+    dd = DataDir.open(Path(args.data_dir), create=True)
+    lock = dd.lock()
+    journal = Journal(dd.journal_dir, policy)  # cuts a torn tail (logged)
+    rec = recover_venue(dd, journal)
+    day = trade_date.isoformat()
+    if rec.day is not None and rec.day.trade_date > day:
+        raise FlopexError(
+            f"--trade-date {day}: the data directory has already traded "
+            f"{rec.day.trade_date}; refusing to go back in time"
+        )
+    same_day = rec.day is not None and rec.day.trade_date == day
     gw = build_gateway(
         access,
         trade_date,
-        data_dir=data_dir,
+        data_dir=dd.root,
         reference_file=Path(args.reference_prices) if args.reference_prices else None,
         default_max_notional_minor=money_to_minor(args.max_order_notional),
         replay_limit=args.replay_limit,
-        engine=args.engine,
+        engine=rec.engine if same_day else args.engine,
     )
+    gw.sequencer.events = rec.events
+    gj = GatewayJournal(
+        gw, dd, policy, snapshot_every=args.snapshot_every, journal=journal,
+        last_note=rec.day, gseq=rec.gseq,
+    )  # fmt: skip
+    if same_day:
+        assert rec.image is not None
+        gw.restore_state(rec.image)
+    digest = _digest(gw)
+    if rec.day is None:
+        print(f"flopex serve: fresh data directory, digest {digest}", flush=True)
+    else:
+        extra = "" if same_day else f"; trading day {rec.day.trade_date} done, new day {day}"
+        print(
+            f"flopex serve: recovered {rec.last_seq} commands (snapshot seq "
+            f"{rec.snapshot_seq} + {rec.tail_records} journal records){extra}, digest {digest}",
+            flush=True,
+        )
     import uvloop
 
-    return uvloop.run(_serve_async(gw, args))
+    try:
+        return uvloop.run(_serve_async(gw, args, gj))
+    finally:
+        lock.close()
+
+
+def _digest(gw) -> str:
+    """The engine's state digest (what ``flopex journal verify`` prints)."""
+    fn = getattr(gw.sequencer.engine, "state_digest", None)
+    return str(fn()) if fn is not None else "n/a (reference engine)"
 
 
 def _trade_date(text: str | None) -> dt.date:
@@ -86,7 +128,7 @@ def _trade_date(text: str | None) -> dt.date:
     return day
 
 
-async def _serve_async(gw, args: argparse.Namespace) -> int:
+async def _serve_async(gw, args: argparse.Namespace, gj=None) -> int:
     from exchange.connection import serve_gateway
 
     try:
@@ -120,6 +162,9 @@ async def _serve_async(gw, args: argparse.Namespace) -> int:
         f"({n} instruments, market data {md_where}, data {gw.data_dir}, pid {os.getpid()})",
         flush=True,
     )
+    sync_task = None
+    if gj is not None and gj.journal.policy.mode == "interval":
+        sync_task = asyncio.create_task(_sync_timer(gj))
     await stop.wait()
     hb.cancel()
     server.close()
@@ -127,10 +172,29 @@ async def _serve_async(gw, args: argparse.Namespace) -> int:
         await feed[0].close()
     for c in list(conns):
         c.disconnect("gateway stopping", level=logging.INFO)
+    await asyncio.sleep(0.05)  # connection_lost callbacks (cancel-on-disconnect) run
+    gw.flush()
+    if sync_task is not None:
+        sync_task.cancel()
     if gw.tradelog is not None:
         gw.tradelog.flush()
-    print("flopex serve: stopped", flush=True)
+    if gj is not None:
+        gj.close()  # final snapshot, fsync
+        print(
+            f"flopex serve: stopped at sequence {gj.journal.next_seq - 1}, digest {_digest(gw)}",
+            flush=True,
+        )
+    else:
+        print("flopex serve: stopped", flush=True)
     return 0
+
+
+async def _sync_timer(gj) -> None:
+    """fsync on the ``interval:N`` policy's schedule even when no batch comes."""
+    period = gj.journal.policy.interval_ms / 1000
+    while True:
+        await asyncio.sleep(period)
+        gj.tick()
 
 
 async def _start_feed(gw, host: str, port: int):
@@ -402,6 +466,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sp.add_argument("--replay-limit", type=int, default=1_000_000, help="messages kept/session")
     sp.add_argument("--max-outbound", type=int, default=8 << 20, help="slow-consumer bytes")
     sp.add_argument("--exit-after-close", action="store_true", help="stop once the day closes")
+    sp.add_argument(
+        "--journal-sync",
+        default="batch",
+        help="fsync policy of the journal: batch (default: one fsync per batch), "
+        "interval:N (at most every N ms), off (no fsync; still survives kill -9)",
+    )
+    sp.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="write a snapshot every N commands (0 = only at shutdown; default 1000000)",
+    )
     sp.add_argument("--log-level", default="warning", choices=("debug", "info", "warning"))
     sp.add_argument(
         "--hash-password",

@@ -363,6 +363,8 @@ def regenerate_tradelog(data_dir: Path, trade_date: dt.date) -> bytes:
         rep = EngineReplay(on_events)
 
         def on_note(payload: memoryview) -> None:
+            if decode_note(payload) is None:
+                return  # a gateway note: not a new trading day
             rep.on_note(payload)
             note = rep.day
             if state["log"] is not None:

@@ -148,6 +148,7 @@ class SoupServerConnection(asyncio.Protocol):
         s.sink = self
         log.info("session %s logged in from %s (replay %d)", s.name, self.peer, len(replay))
         gw.send_initial_status(s)
+        gw.commit_outputs()  # journaled before any of it is written
         self.drain_out()
 
     def _refuse(self, reason: bytes) -> None:

@@ -137,6 +137,13 @@ class Gateway:
         self._slots: list[int] = []
         self._scheduled = False
         self._dirty: set = set()
+        # durability (see exchange.journal.GatewayJournal): the journal hook, the sessions
+        # with messages not yet journaled, and the last journaled values of rare state
+        self.durable: Any = None
+        self._touched: list[Session] | None = None
+        self._j_blocked: set[int] = set()
+        self._j_closed = False
+        self._j_status = dict(self.status)
 
     # --- sessions ----------------------------------------------------------------------
     def session_for(self, login: Login) -> Session:
@@ -144,6 +151,8 @@ class Gateway:
         s = self.sessions.get(login.session)
         if s is None:
             s = self.sessions[login.session] = Session(login, self.replay_limit)
+            if self._touched is not None:
+                s.track(self._touched)
         return s
 
     def send_initial_status(self, s: Session) -> None:
@@ -169,7 +178,7 @@ class Gateway:
         if not self._scheduled:
             self._scheduled = True
             if self.schedule is not None:
-                self.schedule(self.flush)
+                self.schedule(self._loop_flush)
 
     def _reply(self, s: Session, build: Callable[[int], bytes]) -> None:
         """Queue a gateway reply (``build(ts)`` -> message) in the batch order."""
@@ -178,8 +187,25 @@ class Gateway:
     def _reject(self, s: Session, token: int, request: int, code: int, offset: int = 0) -> None:
         self._reply(s, lambda ts: m.encode_rejected(ts, token, request, code, offset))
 
+    def _loop_flush(self) -> None:
+        """The once-per-loop-iteration flush; then, between batches, a due snapshot."""
+        self.flush()
+        d = self.durable
+        if d is not None and d.snapshot_due and not self._entries:
+            d.snapshot()
+
+    def commit_outputs(self) -> None:
+        """Journal messages appended outside a batch (initial Trading Status at login)
+        before they are written to the connection."""
+        if self.durable is not None:
+            self.durable.commit((), ())
+
     def flush(self) -> None:
-        """Run the pending batch through the sequencer and deliver every reply. O(batch)."""
+        """Run the pending batch through the sequencer and deliver every reply. O(batch).
+
+        With a journal (``durable``), the batch's commands and a note with everything the
+        gateway decided (session messages, tokens, orders, flags) are committed in one
+        write (+ fsync) after the engine ran and before any byte of a reply is written."""
         self._scheduled = False
         entries = self._entries
         if not entries:
@@ -202,6 +228,8 @@ class Gateway:
             if e[0] == _K_LOCAL:
                 e[1].append(sequenced(e[2](base + li)))
             li += 1
+        if self.durable is not None:
+            self.durable.commit(rows, events)
         if self.tradelog is not None:
             self.tradelog.flush()
         if self._dirty:
@@ -235,7 +263,9 @@ class Gateway:
         elif type(msg) is m.CloseDay:
             if not s.login.admin:
                 self._reject(s, msg.token, ord("Z"), RejectCode.NOT_ADMIN)
-            elif s.take_token(msg.token):
+                return
+            self.flush()  # journal what came before, then take the token (see _replace)
+            if s.take_token(msg.token):
                 self.close_day(s, msg.token)
             else:
                 self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
@@ -329,6 +359,9 @@ class Gateway:
 
     def _replace(self, s: Session, r: m.ReplaceOrder) -> None:
         rec = s.orders.get(r.orig_token)
+        if rec is not None and rec.order_id == 0:
+            self.flush()  # before the token is taken: a flush journals the token state
+            rec = s.orders.get(r.orig_token)
         if not s.take_token(r.token):
             self._reject(s, r.token, 0x55, RejectCode.TOKEN_NOT_INCREASING, 5)
             return
@@ -362,15 +395,15 @@ class Gateway:
         self._push(_K_REPLACE, row, rec, (r, max(increase, 0), stop))
 
     def _mass_cancel(self, s: Session, mc: m.MassCancel) -> None:
-        if not s.take_token(mc.token):
-            self._reject(s, mc.token, 0x43, RejectCode.TOKEN_NOT_INCREASING, 1)
-            return
         recs = [
             r
             for r in s.orders.values()
             if (mc.instrument_id in (0, r.instrument_id)) and (mc.side in (32, r.side))
         ]
-        self._needs_order_id(recs)
+        self._needs_order_id(recs)  # before the token is taken (see _replace)
+        if not s.take_token(mc.token):
+            self._reject(s, mc.token, 0x43, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
         counter = _Counter()
         for r in recs:
             if s.orders.get(r.token) is r:
@@ -478,6 +511,115 @@ class Gateway:
         for cb in self.on_close:
             cb()
         return self.close_path
+
+    # --- durability ------------------------------------------------------------------
+    def journal_delta(self, rows: Any, events: Any) -> dict | None:
+        """What this batch changed in the gateway's own state, for the journal note.
+
+        Keys: ``m`` new framed messages per session, ``t`` per touched session
+        ``[last token, status sent]``, ``o`` orders touched by the batch (full rows, see
+        :func:`order_row`), ``x`` orders gone, ``nr`` next order reference, ``ts`` the
+        sequencer clock, and ``b``/``c``/``st`` (blocked accounts, closed, instrument
+        status) when they changed. None if nothing changed. O(batch)."""
+        touched = self._touched
+        note: dict[str, Any] = {}
+        if touched:
+            note["m"] = {s.name: s.take_unjournaled() for s in touched}
+            note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
+            touched.clear()
+        refs = {r[1] for r in rows}
+        refs.update(ev[2] for ev in events)
+        refs.discard(0)
+        if refs:
+            orders = self.orders
+            ups, gone = [], []
+            for ref in refs:
+                rec = orders.get(ref)
+                if rec is None:
+                    gone.append(ref)
+                else:
+                    ups.append(order_row(rec))
+            if ups:
+                note["o"] = ups
+            if gone:
+                note["x"] = gone
+        if self.risk.blocked != self._j_blocked:
+            self._j_blocked = set(self.risk.blocked)
+            note["b"] = sorted(self._j_blocked)
+        if self.closed != self._j_closed:
+            self._j_closed = self.closed
+            note["c"] = [self.closed, str(self.close_path) if self.close_path else None]
+        if self.status != self._j_status:
+            self._j_status = dict(self.status)
+            note["st"] = [[k, v] for k, v in self.status.items()]
+        if not note:
+            return None
+        note["nr"] = self._next_ref
+        note["ts"] = self.sequencer.last_ts
+        return note
+
+    def export_state(self) -> dict[str, Any]:
+        """The gateway's full state as plain data (snapshot metadata; between batches)."""
+        for s in self.sessions.values():
+            if s.touched is not None:
+                s.take_unjournaled()
+        if self._touched:
+            self._touched.clear()
+        return {
+            "day": self.trade_date.isoformat(),
+            "sessions": {
+                s.name: [
+                    s.next_seq,
+                    b"".join(s.replay_from(s._first_seq)),
+                    s.last_token,
+                    s.status_sent,
+                ]
+                for s in self.sessions.values()
+            },
+            "orders": [order_row(r) for r in self.orders.values()],
+            "nr": self._next_ref,
+            "ts": self.sequencer.last_ts,
+            "b": sorted(self.risk.blocked),
+            "c": [self.closed, str(self.close_path) if self.close_path else None],
+            "st": [[k, v] for k, v in self.status.items()],
+            "pos": self.risk.positions(),
+        }
+
+    def restore_state(self, image: GatewayImage) -> None:
+        """Rebuild sessions, orders, risk, flags from a recovered :class:`GatewayImage`.
+
+        Call on a fresh gateway whose engine holds the recovered state. FlopexError if a
+        session in the image has no login in the access file any more."""
+        from contracts.errors import FlopexError
+
+        by_session = {lg.session: lg for lg in self.access.logins.values()}
+        self.sessions.clear()
+        for name, (next_seq, frames, tok, ss) in image.sessions.items():
+            login = by_session.get(name)
+            if login is None:
+                raise FlopexError(
+                    f"data directory has session {name!r} that the access file no longer defines"
+                )
+            s = self.sessions[name] = Session(login, self.replay_limit)
+            if self._touched is not None:
+                s.track(self._touched)
+            s.restore(next_seq, frames, tok, ss)
+        self.orders.clear()
+        for row in image.orders.values():
+            ref, tok, acct, inst, side, px, qty, oid, stop, working, sname = row
+            sess = self.sessions[sname]
+            rec = OrderRec(ref, tok, acct, inst, side, px, qty, oid, stop, working, sess)
+            self.orders[ref] = rec
+            sess.orders[tok] = rec
+        self._next_ref = max(image.nr, self._next_ref)
+        self.risk.restore(image.positions, self.orders.values(), image.blocked)
+        self.closed, cp = image.closed
+        self.close_path = Path(cp) if cp else None
+        self.status.update(image.status)
+        self._j_blocked = set(self.risk.blocked)
+        self._j_closed = self.closed
+        self._j_status = dict(self.status)
+        self.sequencer.last_ts = max(self.sequencer.last_ts, image.ts)
 
     # --- events ------------------------------------------------------------------------
     def _on_event(self, ev: tuple, ctx: tuple) -> None:
@@ -606,3 +748,88 @@ class Gateway:
                 rec.session.append(sequenced(m.encode_rejected(ev[1], rec.token, 0x58, code)))
         else:
             log.error("engine rejected an admin command: reason %s", ev[13])
+
+
+def order_row(rec: OrderRec) -> list:
+    """An order as journal data: ref, token, account, instrument, side, price, quantity,
+    order id, stop price, working, session name."""
+    return [
+        rec.ref, rec.token, rec.account_id, rec.instrument_id, rec.side, rec.price,
+        rec.quantity, rec.order_id, rec.stop_price, rec.working, rec.session.name,  # type: ignore[union-attr]
+    ]  # fmt: skip
+
+
+def split_frames(blob: bytes) -> list[bytes]:
+    """Framed SoupBinTCP packets laid end to end -> the packets. O(len(blob))."""
+    out = []
+    pos, n = 0, len(blob)
+    while pos < n:
+        end = pos + 2 + int.from_bytes(blob[pos : pos + 2], "big")
+        out.append(blob[pos:end])
+        pos = end
+    return out
+
+
+class GatewayImage:
+    """The gateway's state as plain data while recovery replays the journal.
+
+    Loaded from a snapshot's ``gateway`` metadata (:meth:`Gateway.export_state`), advanced
+    by each gateway note (:meth:`Gateway.journal_delta`) and each replayed trade, then
+    applied with :meth:`Gateway.restore_state`. ``g`` is the number of the last gateway
+    note applied: notes at or below it are already in the snapshot."""
+
+    def __init__(self, day: str) -> None:
+        self.day = day
+        self.g = 0
+        self.sessions: dict[str, list] = {}  # name -> [next_seq, frames, last token, ss]
+        self.orders: dict[int, list] = {}
+        self.nr = 1
+        self.ts = 0
+        self.blocked: list[int] = []
+        self.closed: list = [False, None]
+        self.status: dict[int, int] = {}
+        self.positions: dict[tuple[int, int], int] = {}
+        self.tradelog_bytes: int | None = None
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], g: int, tradelog_bytes: int | None) -> GatewayImage:
+        img = cls(meta["day"])
+        img.g = g
+        img.sessions = {
+            name: [nxt, split_frames(blob), tok, ss]
+            for name, (nxt, blob, tok, ss) in meta["sessions"].items()
+        }
+        img.orders = {row[0]: row for row in meta["orders"]}
+        img.nr, img.ts = meta["nr"], meta["ts"]
+        img.blocked, img.closed = meta["b"], meta["c"]
+        img.status = {k: v for k, v in meta["st"]}
+        img.positions = {(a, i): p for a, i, p in meta["pos"]}
+        img.tradelog_bytes = tradelog_bytes
+        return img
+
+    def apply(self, note: dict[str, Any]) -> None:
+        """Advance by one gateway note. O(note)."""
+        for name, blob in note.get("m", {}).items():
+            sess = self.sessions.setdefault(name, [1, [], 0, False])
+            frames = split_frames(blob)
+            sess[1].extend(frames)
+            sess[0] += len(frames)
+        for name, (tok, ss) in note.get("t", {}).items():
+            sess = self.sessions.setdefault(name, [1, [], 0, False])
+            sess[2], sess[3] = tok, ss
+        for row in note.get("o", ()):
+            self.orders[row[0]] = row
+        for ref in note.get("x", ()):
+            self.orders.pop(ref, None)
+        if "b" in note:
+            self.blocked = note["b"]
+        if "c" in note:
+            self.closed = note["c"]
+        if "st" in note:
+            self.status = {k: v for k, v in note["st"]}
+        self.nr = note.get("nr", self.nr)
+        self.ts = max(self.ts, note.get("ts", 0))
+
+    def on_fill(self, account: int, inst: int, buy: bool, qty: int) -> None:
+        key = (account, inst)
+        self.positions[key] = self.positions.get(key, 0) + (qty if buy else -qty)

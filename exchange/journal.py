@@ -70,6 +70,12 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024
 #: Default size after which a new segment file is started.
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _SEGMENT_RE = re.compile(r"^(\d{20})\.jnl$")
+#: Record flag: the last record of a commit. A commit is all-or-nothing: in a segment
+#: whose header has :data:`SEG_COMMIT_GROUPS`, records after the last COMMIT_END are an
+#: incomplete commit (torn by a crash) and are cut with the torn tail.
+FLAG_COMMIT_END = 0x01
+#: Segment header ``reserved`` bit: the writer marks commit ends (see FLAG_COMMIT_END).
+SEG_COMMIT_GROUPS = 0x0001
 CMD_SIZE = COMMAND_DTYPE.itemsize
 
 
@@ -151,9 +157,9 @@ def list_segments(journal_dir: Path) -> list[tuple[int, Path]]:
     return out
 
 
-def encode_record(rtype: int, seq: int, payload: bytes | memoryview) -> bytes:
+def encode_record(rtype: int, seq: int, payload: bytes | memoryview, flags: int = 0) -> bytes:
     """One framed record: header (with CRC32) + payload."""
-    head = struct.pack("<HBBIQ", RECORD_MAGIC, rtype, 0, len(payload), seq)
+    head = struct.pack("<HBBIQ", RECORD_MAGIC, rtype, flags, len(payload), seq)
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + bytes(payload)
 
@@ -209,7 +215,7 @@ def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | N
         if is_last:
             return _Segment(first_seq, path, data, [], 0, first_seq, torn_at=0)
         raise FlopexError(f"{path}: journal segment header truncated at byte offset {n}")
-    magic, version, _res, itemsize, hdr_seq = SEGMENT_HEADER.unpack_from(data, 0)
+    magic, version, seg_flags, itemsize, hdr_seq = SEGMENT_HEADER.unpack_from(data, 0)
     if magic != SEGMENT_MAGIC:
         raise FlopexError(f"{path}: not a flopex journal segment (bad magic at byte offset 0)")
     if version > JOURNAL_VERSION:
@@ -236,6 +242,7 @@ def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | N
     pos = SEGMENT_HEADER.size
     seq = first_seq
     records: list[Record] = []
+    commit_ends = 0  # records up to the last one flagged FLAG_COMMIT_END
     unpack = RECORD_HEADER.unpack_from
     hsize = RECORD_HEADER.size
     crc32 = zlib.crc32
@@ -256,7 +263,8 @@ def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | N
                 reason = "CRC mismatch"
         if reason:
             if is_last and _valid_record_after(data, pos + 1) < 0:
-                return _Segment(first_seq, path, data, records, pos, seq, torn_at=pos)
+                seg = _Segment(first_seq, path, data, records, pos, seq, torn_at=pos)
+                return _cut_incomplete_commit(seg, seg_flags, commit_ends)
             raise FlopexError(f"{path}: corrupt journal record at byte offset {pos}: {reason}")
         if rtype == RecordType.COMMANDS:
             if length % CMD_SIZE:
@@ -276,9 +284,23 @@ def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | N
                 f"{path}: sequence gap at byte offset {pos}: record has {rseq}, expected {seq}"
             )
         records.append(Record(path, pos, rtype, rseq, mv[pos + hsize : end]))
+        if _fl & FLAG_COMMIT_END:
+            commit_ends = len(records)
         seq += count
         pos = end
-    return _Segment(first_seq, path, data, records, pos, seq)
+    seg = _Segment(first_seq, path, data, records, pos, seq)
+    return _cut_incomplete_commit(seg, seg_flags, commit_ends) if is_last else seg
+
+
+def _cut_incomplete_commit(seg: _Segment, seg_flags: int, commit_ends: int) -> _Segment:
+    """In a segment written with commit groups, records after the last commit end belong
+    to a commit that never completed: they join the torn tail (never acknowledged)."""
+    if not seg_flags & SEG_COMMIT_GROUPS or commit_ends >= len(seg.records):
+        return seg
+    cut = seg.records[commit_ends].offset
+    kept = seg.records[:commit_ends]
+    next_seq = kept[-1].seq + kept[-1].count if kept else seg.first_seq
+    return _Segment(seg.first_seq, seg.path, seg.data, kept, cut, next_seq, torn_at=cut)
 
 
 class Journal:
@@ -304,7 +326,7 @@ class Journal:
         self.torn_tail: tuple[Path, int, int] | None = None  # (file, offset, bytes dropped)
         self._fd: int | None = None
         self._seg_size = 0
-        self._pending: list[bytes] = []
+        self._pending: list[tuple[int, int, bytes]] = []  # (type, seq, payload)
         self._pending_bytes = 0
         self._pending_first = 0
         self._last_sync = time.monotonic_ns()
@@ -341,7 +363,9 @@ class Journal:
             with open(path, "r+b") as fh:
                 fh.truncate(0)
                 fh.write(
-                    SEGMENT_HEADER.pack(SEGMENT_MAGIC, JOURNAL_VERSION, 0, CMD_SIZE, first_seq)
+                    SEGMENT_HEADER.pack(
+                        SEGMENT_MAGIC, JOURNAL_VERSION, SEG_COMMIT_GROUPS, CMD_SIZE, first_seq
+                    )
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -424,9 +448,9 @@ class Journal:
             return seq
         if not self._pending:
             self._pending_first = seq
-        rec = encode_record(RecordType.COMMANDS, seq, np.ascontiguousarray(cmds).tobytes())
-        self._pending.append(rec)
-        self._pending_bytes += len(rec)
+        payload = np.ascontiguousarray(cmds).tobytes()
+        self._pending.append((RecordType.COMMANDS, seq, payload))
+        self._pending_bytes += RECORD_HEADER.size + len(payload)
         self.next_seq = seq + len(cmds)
         return seq
 
@@ -436,9 +460,8 @@ class Journal:
             raise RuntimeError("journal opened read-only")
         if not self._pending:
             self._pending_first = self.next_seq
-        rec = encode_record(RecordType.NOTE, self.next_seq, payload)
-        self._pending.append(rec)
-        self._pending_bytes += len(rec)
+        self._pending.append((RecordType.NOTE, self.next_seq, bytes(payload)))
+        self._pending_bytes += RECORD_HEADER.size + len(payload)
 
     def commit(self) -> int:
         """Write everything buffered with one ``write`` (+ one ``fsync`` per the policy).
@@ -448,8 +471,15 @@ class Journal:
         if self._pending:
             if self._fd is None or self._seg_size + self._pending_bytes > self.segment_bytes:
                 self._open_segment(self._pending_first)
-            buf = b"".join(self._pending)
-            self._pending.clear()
+            pending = self._pending
+            last = len(pending) - 1
+            buf = b"".join(
+                [
+                    encode_record(t, q, p, FLAG_COMMIT_END if i == last else 0)
+                    for i, (t, q, p) in enumerate(pending)
+                ]
+            )
+            self._pending = []
             self._pending_bytes = 0
             assert self._fd is not None
             view = memoryview(buf)
@@ -501,7 +531,12 @@ class Journal:
             self._fd = None
         path = self.dir / segment_name(first_seq)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, SEGMENT_HEADER.pack(SEGMENT_MAGIC, JOURNAL_VERSION, 0, CMD_SIZE, first_seq))
+        os.write(
+            fd,
+            SEGMENT_HEADER.pack(
+                SEGMENT_MAGIC, JOURNAL_VERSION, SEG_COMMIT_GROUPS, CMD_SIZE, first_seq
+            ),
+        )
         if self.policy.mode != "off":
             os.fsync(fd)
             fsync_dir(self.dir)
@@ -572,16 +607,37 @@ def last_day_note(journal: Journal) -> DayNote | None:
     return last
 
 
-class GatewayJournal:
-    """Makes a gateway durable with one listener on its sequencer.
+def encode_gateway_note(note: dict[str, Any]) -> bytes:
+    """A gateway batch note payload (msgpack map with the marker key ``gw``)."""
+    return msgspec.msgpack.encode(note)
 
-    ``GatewayJournal(gateway, datadir)`` opens (and repairs) the journal, writes a
-    trading-day note when the journal's last day is not ``gateway.trade_date``, and
-    registers :meth:`on_batch` in ``gateway.sequencer.journal``: every batch is appended
-    and committed (one write, one fsync under the default policy) *before* the engine runs
-    it, so before any reply for it exists. Every ``snapshot_every`` commands (0 = never)
-    and at :meth:`close` it writes a snapshot of the engine arrays plus the sequencer's
-    counters (the state before the batch being appended).
+
+def decode_gateway_note(payload: bytes | memoryview) -> dict[str, Any] | None:
+    """The gateway note in a NOTE payload, or None for other note kinds."""
+    try:
+        doc = msgspec.msgpack.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    return doc if isinstance(doc, dict) and "gw" in doc else None
+
+
+class GatewayJournal:
+    """Makes a gateway durable: every batch and the gateway's decisions, committed together.
+
+    ``GatewayJournal(gateway, datadir)`` opens (and repairs) the journal (or takes an open
+    one), writes a trading-day note when the journal's last day is not
+    ``gateway.trade_date``, registers :meth:`on_batch` in ``gateway.sequencer.journal``
+    (it *buffers* each stamped command batch) and sets ``gateway.durable``. The gateway
+    calls :meth:`commit` after the engine ran the batch and before any reply is written:
+    it appends a gateway note (session messages, tokens, orders, flags — everything a
+    re-login or a resent order needs, see ``Gateway.journal_delta``) and commits
+    commands + note with one write and, under the default policy, one fsync. A commit is
+    all-or-nothing on recovery (commit groups, see ``FLAG_COMMIT_END``).
+
+    Every ``snapshot_every`` commands (0 = never) the gateway, between batches, calls
+    :meth:`snapshot`; :meth:`close` writes a last one. A snapshot holds the engine arrays,
+    the sequencer counters, the gateway's state (``Gateway.export_state``), the number of
+    the last gateway note it includes and the trade log's size.
     """
 
     def __init__(
@@ -591,17 +647,23 @@ class GatewayJournal:
         policy: SyncPolicy | None = None,
         snapshot_every: int = 0,
         extra_meta: Any = None,
+        *,
+        journal: Journal | None = None,
+        last_note: DayNote | bool | None = False,
+        gseq: int = 0,
     ) -> None:
         self.gateway = gateway
         self.datadir = datadir
-        self.journal = Journal(datadir.journal_dir, policy or SyncPolicy())
+        self.journal = journal or Journal(datadir.journal_dir, policy or SyncPolicy())
         self.snapshot_every = snapshot_every
         self.extra_meta = extra_meta  # callable -> dict merged into snapshot metadata
+        self.snapshot_due = False
+        self.gseq = gseq  # number of the last gateway note written
         self._since_snapshot = 0
         engine = gateway.sequencer.engine
         day = gateway.trade_date.isoformat()
-        last = last_day_note(self.journal)
-        if last is None or last.trade_date != day:
+        last = last_day_note(self.journal) if last_note is False else last_note
+        if last is None or last.trade_date != day:  # type: ignore[union-attr]
             self.note = DayNote(
                 trade_date=day,
                 engine_configs=[msgspec.structs.asdict(c) for c in engine.configs],
@@ -612,33 +674,60 @@ class GatewayJournal:
             self.journal.note(encode_note(self.note))
             self.journal.commit()
         else:
-            self.note = last
+            self.note = last  # type: ignore[assignment]
+        gateway.sequencer.commands = self.journal.next_seq - 1
         gateway.sequencer.journal.append(self.on_batch)
+        gateway.durable = self
+        gateway._touched = []
+        for s in gateway.sessions.values():
+            s.track(gateway._touched)
 
     def on_batch(self, cmds: np.ndarray) -> None:
-        """Sequencer listener: snapshot if due (state before ``cmds``), append, commit."""
-        if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
-            self.snapshot()
+        """Sequencer listener: buffer the stamped batch (committed by :meth:`commit`)."""
         self.journal.append(cmds)
+
+    def commit(self, rows: Any, events: Any) -> None:
+        """Append the gateway's note for this batch and commit everything buffered."""
+        note = self.gateway.journal_delta(rows, events)
+        if note is not None:
+            self.gseq += 1
+            note["gw"] = self.gseq
+            self.journal.note(encode_gateway_note(note))
         self.journal.commit()
-        self._since_snapshot += len(cmds)
+        self._since_snapshot += len(rows)
+        if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
+            self.snapshot_due = True
+
+    def tick(self) -> None:
+        """Timer duty for the ``interval`` policy: fsync when the interval is up."""
+        self.journal.maybe_sync()
 
     def snapshot(self) -> Path | None:
-        """Write a snapshot of the state after every command committed so far."""
+        """Write a snapshot of the state after every command committed so far (call between
+        batches: nothing pending in the gateway)."""
         from exchange.snapshot import ENGINE_PREFIX, write_snapshot
 
-        engine = self.gateway.sequencer.engine
+        self.snapshot_due = False
+        self._since_snapshot = 0
+        gw = self.gateway
+        engine = gw.sequencer.engine
         if not hasattr(engine, "to_arrays"):
             return None  # the reference book has no array state to snapshot
+        self.journal.commit()
         arrays = {ENGINE_PREFIX + k: v for k, v in engine.to_arrays().items()}
         meta: dict[str, Any] = {
             "day": msgspec.structs.asdict(self.note),
-            "events": int(self.gateway.sequencer.events),
-            "sequencer": self.gateway.sequencer.snapshot(),
+            "events": int(gw.sequencer.events),
+            "sequencer": gw.sequencer.snapshot(),
+            "gseq": self.gseq,
         }
+        if hasattr(gw, "export_state"):
+            meta["gateway"] = gw.export_state()
+            if gw.tradelog is not None:
+                gw.tradelog.flush()
+                meta["tradelog_bytes"] = gw.tradelog.size()
         if self.extra_meta is not None:
             meta.update(self.extra_meta())
-        self._since_snapshot = 0
         return write_snapshot(self.datadir.snapshot_dir, self.journal.next_seq - 1, arrays, meta)
 
     def close(self, snapshot: bool = True) -> None:
@@ -646,3 +735,5 @@ class GatewayJournal:
         if snapshot:
             self.snapshot()
         self.journal.close()
+        if self.gateway.durable is self:
+            self.gateway.durable = None

@@ -140,6 +140,26 @@ class RiskChecker:
             else:
                 e.working_sell -= qty
 
+    # --- state for snapshots ---------------------------------------------------------
+    def positions(self) -> list[list[int]]:
+        """``[account, instrument, net position]`` for every non-zero position."""
+        return [[a, i, e.position] for (a, i), e in self._by_instrument.items() if e.position]
+
+    def restore(
+        self, positions: dict[tuple[int, int], int], orders: object, blocked: object
+    ) -> None:
+        """Reset exposures to ``positions`` plus the working quantity of ``orders``
+        (objects with account_id, instrument_id, side, quantity) and the blocked set."""
+        self._by_instrument.clear()
+        self._by_product.clear()
+        self._pairs.clear()
+        for (account, inst), pos in positions.items():
+            for e in self._exp(account, inst):
+                e.position += pos
+        for r in orders:  # type: ignore[attr-defined]
+            self.reserve(r.account_id, r.instrument_id, r.side, r.quantity)
+        self.blocked = set(blocked)  # type: ignore[call-overload]
+
     # --- checks ----------------------------------------------------------------------
     def admit(
         self,

@@ -64,11 +64,43 @@ class Session:
         self.throttle = Throttle(login.throttle_per_second)
         self.sink: Sink | None = None
         self.status_sent = False
+        # journaling: the first sequence number not yet journaled (0 = not tracked) and the
+        # gateway's list of sessions with unjournaled messages
+        self.mark = 0
+        self.touched: list[Session] | None = None
+
+    def track(self, touched: list[Session]) -> None:
+        """Report this session in ``touched`` when it gets its first unjournaled message."""
+        self.touched = touched
+        self.mark = self.next_seq
+
+    def take_unjournaled(self) -> bytes:
+        """The framed packets since the last call (concatenated); marks them journaled."""
+        start = max(self.mark, self._first_seq) - self._first_seq
+        store = self._store
+        out = b"".join([store[i] for i in range(start, len(store))])
+        self.mark = self.next_seq
+        return out
+
+    def restore(
+        self, next_seq: int, frames: list[bytes], last_token: int, status_sent: bool
+    ) -> None:
+        """Reset the store to ``frames``, the newest packets ending at ``next_seq - 1``."""
+        kept = frames[-self.replay_limit :] if self.replay_limit else []
+        self._store = deque(kept)
+        self.next_seq = next_seq
+        self._first_seq = next_seq - len(kept)
+        self.last_token = last_token
+        self.status_sent = status_sent
+        if self.touched is not None:
+            self.mark = next_seq
 
     def append(self, framed: bytes) -> None:
         """Store one framed Sequenced Data packet and send it if connected. O(1)."""
         store = self._store
         store.append(framed)
+        if self.next_seq == self.mark:
+            self.touched.append(self)  # type: ignore[union-attr]
         self.next_seq += 1
         if len(store) > self.replay_limit:
             store.popleft()

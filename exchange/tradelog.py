@@ -83,6 +83,10 @@ class TradeLog:
         """Push buffered rows to the OS."""
         self._fh.flush()
 
+    def size(self) -> int:
+        """Bytes in the file including buffered rows."""
+        return self._fh.tell()
+
     def close(self) -> None:
         self._fh.close()
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -23,9 +25,9 @@ from contracts.calendar import BusinessCalendar, Contract, listed_contracts
 from contracts.errors import FlopexError
 from contracts.registry import load_products
 from exchange.auth import AccessConfig
-from exchange.engine.abi import InstrumentStatus
+from exchange.engine.abi import EventType, InstrumentStatus
 from exchange.engine.config import InstrumentConfig, instrument_config_from_spec
-from exchange.gateway import Gateway
+from exchange.gateway import Gateway, GatewayImage
 from exchange.risk import RiskChecker
 from exchange.sequencer import BatchEngine, Sequencer
 from exchange.tradelog import read_reference_prices
@@ -129,3 +131,135 @@ def build_gateway(
         data_dir=data_dir,
         replay_limit=replay_limit,
     )
+
+
+# --------------------------------------------------------------------------- recovery
+@dataclass
+class Recovery:
+    """What start-up recovery found in a data directory (see :func:`recover_venue`)."""
+
+    engine: Any = None  # the engine of the last journaled trading day (None: nothing yet)
+    day: Any = None  # that day's DayNote
+    image: GatewayImage | None = None  # the gateway's state at the end of the journal
+    events: int = 0  # the sequencer's event counter
+    snapshot_seq: int = 0  # 0: no snapshot used
+    tail_records: int = 0  # journal command records replayed after the snapshot
+    replayed: int = 0  # commands replayed after the snapshot
+    last_seq: int = 0  # last command sequence number recovered
+    gseq: int = 0  # last gateway note number
+    tradelog_rows: int = 0  # trade-log rows rewritten from the journal tail
+
+
+def recover_venue(dd: Any, journal: Any) -> Recovery:
+    """Rebuild the engine and the gateway's state: newest snapshot + journal tail.
+
+    ``journal`` is open for writing (its torn tail, including an incomplete commit, is
+    already cut). The trade log of the last journaled day is reconciled with the journal:
+    cut back to the snapshot's size and the tail's fills rewritten, so it holds exactly
+    the committed trades, byte for byte what ``flopex journal tradelog`` regenerates.
+    O(snapshot + journal tail)."""
+    from exchange.cli_journal import EngineReplay
+    from exchange.engine.abi import Side
+    from exchange.journal import decode_gateway_note, decode_note
+    from exchange.snapshot import recover
+
+    out = Recovery()
+    fills: list[tuple] = []  # the last day's fills after the snapshot (trade-log rows)
+    _TRADE = int(EventType.TRADE)
+    _BUYS = int(Side.BUY)
+
+    def on_events(rep: Any, _seq: int, _cmds: Any, events: Any) -> None:
+        if out.image is None:
+            return
+        sel = events[events["event_type"] == _TRADE]
+        if not len(sel):
+            return
+        cols = [
+            sel[f].tolist()
+            for f in ("timestamp", "match_id", "instrument_id", "account", "side", "price",
+                      "qty", "aggressor_side")
+        ]  # fmt: skip
+        img = out.image
+        for ts, mid, inst, acct, side, px, qty, aggr in zip(*cols, strict=True):
+            buy = side == _BUYS
+            img.on_fill(acct, inst, buy, qty)
+            fills.append((ts, mid, inst, acct, buy, px, qty, aggr == side))
+
+    rep = EngineReplay(on_events)
+
+    def on_snapshot(snap: Any) -> None:
+        rep.on_snapshot(snap)
+        meta = snap.meta
+        out.snapshot_seq = snap.seq
+        out.gseq = int(meta.get("gseq", 0))
+        if isinstance(meta.get("gateway"), dict):
+            out.image = GatewayImage.from_meta(
+                meta["gateway"], out.gseq, meta.get("tradelog_bytes")
+            )
+        else:
+            out.image = GatewayImage(rep.day.trade_date)
+            out.image.g = out.gseq
+
+    def on_note(payload: Any) -> None:
+        gn = decode_gateway_note(payload)
+        if gn is not None:
+            g = int(gn["gw"])
+            if out.image is not None and g > out.image.g:
+                out.image.apply(gn)
+                out.image.g = g
+            out.gseq = max(out.gseq, g)
+            return
+        note = decode_note(payload)
+        if note is not None:
+            rep.on_note(payload)
+            out.image = GatewayImage(note.trade_date)
+            out.image.g = out.gseq
+            fills.clear()
+
+    def on_batch(seq: int, cmds: Any) -> None:
+        rep.on_batch(seq, cmds)
+        out.tail_records += 1
+
+    res = recover(
+        journal, dd.snapshot_dir, on_snapshot=on_snapshot, on_note=on_note, on_batch=on_batch
+    )
+    out.engine, out.day, out.events = rep.engine, rep.day, rep.events
+    out.replayed, out.last_seq = res.replayed, journal.next_seq - 1
+    if out.day is not None and out.image is not None:
+        out.tradelog_rows = _reconcile_tradelog(dd.root, out.day, out.image, fills)
+    return out
+
+
+def _reconcile_tradelog(root: Path, day: Any, image: GatewayImage, fills: list[tuple]) -> int:
+    """Make ``tradelog/<day>.csv`` hold exactly the journaled fills. Returns rows written."""
+    from contracts.calendar import contract_for_instrument_id, parse_date
+    from exchange.tradelog import TradeLog
+
+    path = Path(root) / "tradelog" / f"{day.trade_date}.csv"
+    keep = image.tradelog_bytes or 0
+    if keep and (not path.exists() or path.stat().st_size < keep):
+        # the file lost rows the snapshot had: rebuild the whole day from the journal
+        from exchange.cli_journal import regenerate_tradelog
+
+        data = regenerate_tradelog(Path(root), parse_date(day.trade_date, "trade date"))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return max(0, len(data.splitlines()) - 1)
+    if path.exists():
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+    if not fills and keep:
+        return 0
+    products = load_products()
+    contracts = [
+        contract_for_instrument_id(int(c["instrument_id"]), products) for c in day.engine_configs
+    ]
+    names = day.accounts
+    log_ = TradeLog(Path(root), parse_date(day.trade_date, "trade date"), contracts)
+    try:
+        for ts, mid, inst, acct, buy, px, qty, aggr in fills:
+            log_.fill(ts, mid, inst, names.get(acct, str(acct)), buy, px, qty, aggr)
+    finally:
+        log_.close()
+    return len(fills)

@@ -26,6 +26,8 @@ def server(tmp_path_factory):
         text=True,
     )  # fmt: skip
     line = proc.stdout.readline()
+    assert "digest" in line, proc.stderr.read()  # fresh data directory, digest ...
+    line = proc.stdout.readline()
     assert "listening on" in line, proc.stderr.read()
     port = line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1]
     md_port = line.split("market data ", 1)[1].split(",")[0].rsplit(":", 1)[1]

@@ -12,6 +12,7 @@ continues on restart.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,15 +20,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import uvloop
 
-from exchange.cli_journal import EngineReplay
+from exchange.cli_journal import EngineReplay, regenerate_tradelog, state_digest
 from exchange.client import OrderClient
 from exchange.datadir import DataDir
 from exchange.engine.abi import EventType
 from exchange.journal import Journal
 from exchange.protocol import messages as m
+from exchange.protocol.codes import RejectCode
 from exchange.snapshot import recover
 from tests.exchange.gateway.conftest import H100F27, H100Z26, PASSWORDS
 
@@ -130,34 +131,148 @@ def test_nothing_acknowledged_is_lost_across_sigkills(tmp_path: Path) -> None:
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # the sequence continues
 
 
-@pytest.mark.xfail(
-    reason="flopex serve does not journal or recover yet: the gateway needs the hooks listed "
-    "in docs/durability.md (GatewayJournal at start-up, recover() before serving, session "
-    "stores rebuilt from replay)",
-    strict=False,
-)
+# ---- flopex serve itself: kill -9 at several points, re-login with replay ------------------
+
+SERVE_DATE = "2026-11-25"
+
+
+class Serve:
+    """``flopex serve`` in its own process on a data directory (demo logins)."""
+
+    def __init__(self, data: Path, snapshot_every: int) -> None:
+        self.data = data
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "exchange.cli", "serve", "--port", "0", "--data-dir",
+             str(data), "--trade-date", SERVE_DATE, "--snapshot-every", str(snapshot_every),
+             "--no-market-data"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        self.startup: list[str] = []
+        for line in self.proc.stdout:
+            self.startup.append(line)
+            if "listening on" in line:
+                self.port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
+                return
+        raise AssertionError(f"flopex serve did not start: {self.startup}")
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        self.proc.wait(30)
+        return out
+
+
+async def _relogin(port: int, users: tuple[str, ...]) -> dict[str, OrderClient]:
+    """Fresh clients logging in from sequence 1: the whole session is replayed."""
+    out = {}
+    for u in users:
+        c = OrderClient("127.0.0.1", port, u, f"{u}-pw")
+        await c.connect(sequence=1)
+        out[u] = c
+    return out
+
+
+async def _until_replayed(clients: dict[str, OrderClient], counts: dict[str, int]) -> None:
+    for u, c in clients.items():
+        await c.wait_for(lambda _x: len(c.messages) >= counts[u], timeout=10)  # noqa: B023
+
+
+async def _trade_and_kill(serve: Serve, seen: dict[str, list], when: str) -> dict[str, list]:
+    """Re-login (replay), check the replay, pipeline crossing orders from alice and bob,
+    then SIGKILL the server ``when`` = "mid-batch" (orders in flight) or "mid-snapshot"
+    (a snapshot temp file exists)."""
+    clients = await _relogin(serve.port, ("alice", "bob"))
+    await _until_replayed(clients, {u: len(v) for u, v in seen.items()})
+    for u, c in clients.items():
+        # everything acknowledged before the kill is replayed, identical and in order
+        assert c.messages[: len(seen[u])] == seen[u], f"{u}: replay differs after restart"
+    # a resent order (the last token the server acknowledged) is recognised
+    a = clients["alice"]
+    if a.last_token:
+        before = len(a.messages)
+        a.enter(H100Z26, "B", 1, 2990, account="ALICE", token=a.last_token)
+        reply = await a.wait_for(lambda x: isinstance(x, m.Rejected), start=before)
+        assert reply.reason == RejectCode.TOKEN_NOT_INCREASING
+    snaps = serve.data / "snapshots"
+
+    def acked() -> int:
+        return sum(isinstance(x, m.Accepted) for c in clients.values() for x in c.messages)
+
+    def send(i: int) -> None:
+        clients["alice"].enter(H100Z26, "B", 1 + i % 3, 2990 + i % 7, account="ALICE")
+        clients["bob"].enter(H100Z26, "S", 1 + i % 2, 2990 + i % 5, account="BOB")
+
+    start = acked()
+    if when == "mid-batch":  # 600 orders in flight; kill once the first 100 are acked
+        for i in range(300):
+            send(i)
+        while acked() < start + 100:
+            await asyncio.sleep(0.0005)
+    else:  # keep trading until a snapshot is being written, kill then
+        for i in range(100_000):
+            send(i)
+            await asyncio.sleep(0.0005)
+            if acked() > start + 100 and any(snaps.glob(".*.tmp")):
+                break
+        else:
+            raise AssertionError("no snapshot was ever seen being written")
+    serve.kill9()
+    await asyncio.sleep(0.05)
+    out = {u: list(c.messages) for u, c in clients.items()}
+    for c in clients.values():
+        c._drop()
+    return out
+
+
 def test_flopex_serve_relogin_replays_acknowledged_messages_after_sigkill(tmp_path: Path) -> None:
     data = tmp_path / "data"
-
-    async def scenario(port: int, proc: subprocess.Popen) -> list:
-        c = OrderClient("127.0.0.1", port, "alice", "alice-pw")
-        await c.connect()
-        tok = c.enter(H100Z26, "B", 1, 2990, account="ALICE")
-        await c.wait_for_token(tok)
-        os.kill(proc.pid, signal.SIGKILL)
-        return list(c.messages)
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exchange.cli", "serve", "--port", "0", "--data-dir", str(data)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    seen: dict[str, list] = {"alice": [], "bob": []}
+    # Arrange / Act: three runs of flopex serve on one data directory, each SIGKILLed
+    for when in ("mid-batch", "mid-snapshot", "mid-batch"):
+        serve = Serve(data, snapshot_every=150)
+        try:
+            seen = uvloop.run(_trade_and_kill(serve, seen, when))
+        finally:
+            serve.proc.kill()
+            serve.proc.wait()
+    serve = Serve(data, snapshot_every=150)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        port = int(line.rsplit(":", 1)[-1].split()[0])
-        before = uvloop.run(scenario(port, proc))
+        clients = uvloop.run(_relogin_and_close(serve, seen))
     finally:
-        proc.kill()
-        proc.wait()
-    assert (data / "journal").is_dir() and any((data / "journal").iterdir()), "nothing journaled"
-    assert before
+        out = serve.stop()
+    # Assert: every acknowledged order is in the journal, every trade once per side
+    accepted, sides, rep, _ = _rebuild(data)
+    told = [x for msgs in clients.values() for x in msgs]
+    assert {x.order_id for x in told if isinstance(x, m.Accepted)} <= accepted
+    executed = [x.match_id for x in told if isinstance(x, m.Executed)]
+    assert executed and all(sides.get(mid) == 2 for mid in executed)
+    assert sorted(executed) == sorted(mid for mid, k in sides.items() for _ in range(k))
+    # the trade log has each fill side once, and is what the journal regenerates
+    tl = (data / "tradelog" / f"{SERVE_DATE}.csv").read_bytes()
+    assert len(tl.splitlines()) - 1 == len(executed)
+    assert tl == regenerate_tradelog(data, dt.date.fromisoformat(SERVE_DATE))
+    # the shutdown digest is the one flopex journal verify computes
+    assert f"digest {state_digest(data)}" in out
+    assert f"digest {rep.engine.state_digest()}" in out
+
+
+async def _relogin_and_close(serve: Serve, seen: dict[str, list]) -> dict[str, list]:
+    clients = await _relogin(serve.port, ("alice", "bob"))
+    await _until_replayed(clients, {u: len(v) for u, v in seen.items()})
+    out = {}
+    for u, c in clients.items():
+        assert c.messages[: len(seen[u])] == seen[u]
+        # sequence numbers continue: a new order gets the next session sequence number
+        tok = c.enter(H100Z26, "B" if u == "alice" else "S", 1, 2991, account=u.upper())
+        await c.wait_for_token(tok)
+    await asyncio.sleep(0.2)
+    for u, c in clients.items():
+        out[u] = list(c.messages)
+        await c.close()
+    return out

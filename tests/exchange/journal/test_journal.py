@@ -11,12 +11,15 @@ import pytest
 
 from contracts.errors import FlopexError
 from exchange.journal import (
+    CMD_SIZE,
     RECORD_HEADER,
     SEGMENT_HEADER,
     Journal,
     RecordType,
     SyncPolicy,
+    encode_record,
     list_segments,
+    segment_name,
 )
 from tests.exchange.journal.conftest import make_batch
 
@@ -277,3 +280,50 @@ def test_every_policy_writes_at_commit(tmp_path: Path, policy: SyncPolicy) -> No
     # another reader (a recovering process) sees it without close()
     assert Journal(tmp_path, read_only=True).next_seq == 4
     assert j.unsynced == (policy.mode == "interval")
+
+
+@pytest.mark.parametrize("torn_bytes", [1, 10, 30])
+def test_a_commit_torn_after_its_commands_is_dropped_whole(tmp_path: Path, torn_bytes: int) -> None:
+    # Arrange: two commits; the second (commands + a note) loses the end of its note
+    _write(tmp_path, [3])
+    seg = _segment(tmp_path)
+    good = seg.stat().st_size
+    j = Journal(tmp_path, SyncPolicy("off"))
+    j.append(make_batch(2, 3))
+    j.note(b"x" * 40)
+    j.close()
+    with open(seg, "r+b") as fh:
+        fh.truncate(seg.stat().st_size - torn_bytes)
+    # Act
+    j = Journal(tmp_path, SyncPolicy("off"))
+    # Assert: the complete command record of the torn commit is cut with it
+    assert j.next_seq == 4
+    assert seg.stat().st_size == good
+    assert _read_all(tmp_path)[1]["client_token"].tolist() == [0, 1, 2]
+
+
+def test_every_record_of_a_whole_commit_is_kept(tmp_path: Path) -> None:
+    # Arrange
+    j = Journal(tmp_path, SyncPolicy("off"))
+    j.append(make_batch(2, 0))
+    j.note(b"gateway decisions")
+    j.append(make_batch(1, 2))
+    j.commit()
+    j.close()
+    # Act
+    recs = list(Journal(tmp_path, read_only=True).records(1))
+    # Assert
+    assert [r.rtype for r in recs] == [RecordType.COMMANDS, RecordType.NOTE, RecordType.COMMANDS]
+    assert Journal(tmp_path, read_only=True).next_seq == 4
+
+
+def test_segments_without_commit_marks_keep_every_valid_record(tmp_path: Path) -> None:
+    # Arrange: a segment from a writer that did not mark commit ends (flags all 0)
+    head = SEGMENT_HEADER.pack(b"FLXJRNL\0", 1, 0, CMD_SIZE, 1)
+    recs = [encode_record(RecordType.COMMANDS, 1, make_batch(2, 0).tobytes()),
+            encode_record(RecordType.COMMANDS, 3, make_batch(2, 2).tobytes())]  # fmt: skip
+    (tmp_path / segment_name(1)).write_bytes(head + b"".join(recs))
+    # Act
+    j = Journal(tmp_path, SyncPolicy("off"))
+    # Assert: no record is taken for part of an incomplete commit
+    assert j.next_seq == 5
