@@ -1012,7 +1012,9 @@ def _new(E, ne, c, O, LV, LVT, BM, INST, S):
     ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
     if paused:
         return ne, True
-    if S[S_MATCH_ID] != mid0:
+    if S[S_MATCH_ID] != mid0 and (
+        INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0
+    ):
         return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
     return ne, False
 
@@ -1113,7 +1115,9 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
     if st == 2:
         return ne, True
     ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
-    if S[S_MATCH_ID] != mid0:
+    if S[S_MATCH_ID] != mid0 and (
+        INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0
+    ):
         return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
     return ne, False
 
