@@ -35,6 +35,20 @@ FORMAT_NAME = "flopex-data-dir"
 FORMAT_VERSION = 1
 #: Sub-directories created with the data directory.
 SUBDIRS: tuple[str, ...] = ("journal", "snapshots", "tradelog", "close")
+#: What an operator may put in a data directory before the server first creates its
+#: marker: clearing's inputs (index quotes, settlement prices) and the access file.
+#: A directory holding anything else is refused (it is not a flopex one).
+PREPARED_DIRS: frozenset[str] = frozenset({"index", "settlement", *SUBDIRS})
+PREPARED_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+
+
+def _prepared_entry(p: Path) -> bool:
+    """True for an entry an operator may prepare before the server's first start."""
+    if p.name.startswith("."):
+        return True
+    if p.is_dir():
+        return p.name in PREPARED_DIRS
+    return p.suffix in PREPARED_SUFFIXES
 
 
 def fsync_dir(path: Path) -> None:
@@ -101,8 +115,10 @@ class DataDir:
         """Validate ``path`` as a flopex data directory, creating it if ``create`` and absent.
 
         Guarantees: returns only for a directory with a valid marker of a version we
-        understand; creates a directory only when it does not exist or is empty; never
-        modifies a directory that fails a check. FlopexError (one line) otherwise.
+        understand; creates one only when the directory does not exist or holds nothing
+        but what an operator prepares for a first start (``index/``, ``settlement/``, an
+        access ``*.yaml``, dotfiles); never modifies a directory that fails a check.
+        FlopexError (one line) otherwise.
         """
         root = Path(path)
         if root.exists() and not root.is_dir():
@@ -114,10 +130,10 @@ class DataDir:
             return cls(root, version)
         if root.is_dir():
             try:
-                non_empty = any(root.iterdir())
+                foreign = [p.name for p in root.iterdir() if not _prepared_entry(p)]
             except OSError as exc:
                 raise FlopexError(f"{root}: cannot read: {exc.strerror}") from None
-            if non_empty:
+            if foreign:
                 raise FlopexError(
                     f"{root}: not a flopex data directory (no {MARKER} marker and not empty);"
                     " refusing to use it"

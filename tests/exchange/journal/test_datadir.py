@@ -29,6 +29,18 @@ def test_non_empty_foreign_directory_is_refused_and_untouched(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
 
 
+def test_directory_prepared_with_inputs_becomes_a_data_directory(tmp_path: Path) -> None:
+    # Arrange: what an operator (or the demo) prepares before the first start
+    (tmp_path / "access.yaml").write_text("accounts: []\n")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "2026-11-02.csv").write_text("quotes\n")
+    # Act
+    d = DataDir.open(tmp_path, create=True)
+    # Assert: marked, inputs untouched
+    assert (d.root / MARKER).exists() and d.journal_dir.is_dir()
+    assert (tmp_path / "index" / "2026-11-02.csv").read_text() == "quotes\n"
+
+
 def test_missing_directory_without_create_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FlopexError, match="not a flopex data directory"):
         DataDir.open(tmp_path / "nope")
