@@ -25,14 +25,22 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]' || echo "some peer books did not install; bench/engine.py reports them unavailable"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench.engine
 	$(PY) -m bench.wire
+	$(PY) -m bench.journal
 	$(PY) -m bench.settle
+	$(PY) -m pytest -q -m slow tests/exchange/engine/test_bench_engine.py
 
-bench-quick: $(STAMP)
+bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.engine --quick
 	$(PY) -m bench.wire --quick
+	$(PY) -m bench.journal --quick
 	$(PY) -m bench.settle --quick
 
 clean:
