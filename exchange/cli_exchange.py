@@ -91,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     if same_day:
         assert rec.image is not None
         gw.restore_state(rec.image)
+    args.recovered = same_day
     digest = _digest(gw)
     if rec.day is None:
         print(f"flopex serve: fresh data directory, digest {digest}", flush=True)
@@ -165,7 +166,12 @@ async def _serve_async(gw, args: argparse.Namespace, gj=None) -> int:
     sync_task = None
     if gj is not None and gj.journal.policy.mode == "interval":
         sync_task = asyncio.create_task(_sync_timer(gj))
+    clock_task = None
+    if args.schedule == "clock":
+        clock_task = asyncio.create_task(_session_clock(gw, args.recovered))
     await stop.wait()
+    if clock_task is not None:
+        clock_task.cancel()
     hb.cancel()
     server.close()
     if feed is not None:
@@ -187,6 +193,47 @@ async def _serve_async(gw, args: argparse.Namespace, gj=None) -> int:
     else:
         print("flopex serve: stopped", flush=True)
     return 0
+
+
+async def _session_clock(gw, recovered: bool) -> None:
+    """``--schedule clock``: the contracts' trading hours by the wall clock.
+
+    A fresh day first sets every instrument to its scheduled status now; a recovered day
+    catches up on the transitions due since the last journaled command. Then each
+    transition is applied when it comes due (a sequenced, journaled command)."""
+    import time
+
+    from exchange.engine.abi import CmdType
+    from exchange.schedule import SessionClock, status_at
+
+    now = time.time_ns()
+    if recovered:
+        after = gw.sequencer.last_ts
+    else:
+        import numpy as np
+
+        from exchange.engine.abi import COMMAND_DTYPE
+
+        rows = []
+        for iid, c in gw.contracts.items():
+            want = int(status_at(c, now))
+            if gw.status[iid] != want:
+                rows.append((now, iid, int(CmdType.SET_STATUS), want))
+        cmds = np.zeros(len(rows), dtype=COMMAND_DTYPE)
+        for i, (ts, iid, ct, st) in enumerate(rows):
+            cmds[i]["timestamp"], cmds[i]["instrument_id"] = ts, iid
+            cmds[i]["cmd_type"], cmds[i]["status"] = ct, st
+        gw.apply_transitions(cmds)
+        after = now
+    specs = {c.product.product_id: c.product for c in gw.contracts.values()}
+    clock = SessionClock(specs.values(), after_ns=after)
+    while True:
+        due = clock.due(time.time_ns())
+        if len(due):
+            gw.apply_transitions(due)
+        nxt = clock.next_ns()
+        wait = 1.0 if nxt is None else (nxt - time.time_ns()) / 1e9
+        await asyncio.sleep(min(max(wait, 0.01), 1.0))
 
 
 async def _sync_timer(gj) -> None:
@@ -471,6 +518,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="batch",
         help="fsync policy of the journal: batch (default: one fsync per batch), "
         "interval:N (at most every N ms), off (no fsync; still survives kill -9)",
+    )
+    sp.add_argument(
+        "--schedule",
+        choices=("manual", "clock"),
+        default="manual",
+        help="manual (default): every instrument open from the start, the day closed by "
+        "an admin Close Trading Day or SIGUSR1; clock: pre-open / open / close at the "
+        "contracts' trading hours by the wall clock, DAY orders expire at the close",
     )
     sp.add_argument(
         "--snapshot-every",

@@ -116,8 +116,8 @@ class EngineReplay:
 
     def on_note(self, payload: memoryview) -> None:
         note = decode_note(payload)
-        if note is None:
-            return
+        if note is None or note == self.day:
+            return  # not a day note, or the day the snapshot already holds (same position)
         self.day = note
         self.days.append(note.trade_date)
         self.engine = _engine_class()(_configs(note), max_orders=note.max_orders)

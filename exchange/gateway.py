@@ -139,6 +139,7 @@ class Gateway:
         self._dirty: set = set()
         # durability (see exchange.journal.GatewayJournal): the journal hook, the sessions
         # with messages not yet journaled, and the last journaled values of rare state
+        self._products: dict | None = None  # product specs, loaded on first need
         self.durable: Any = None
         self._touched: list[Session] | None = None
         self._j_blocked: set[int] = set()
@@ -333,6 +334,8 @@ class Gateway:
         if o.order_type in _LIMIT_TYPES and o.price <= 0:
             return 0, RejectCode.BAD_PRICE, 12
         if o.instrument_id not in self.contracts:
+            if self.expired_contract(o.instrument_id):
+                return 0, RejectCode.CONTRACT_EXPIRED, 5
             return 0, RejectCode.UNKNOWN_INSTRUMENT, 5
         return acct.account_id, 0, 0
 
@@ -462,6 +465,51 @@ class Gateway:
             admin,
             token,
         )
+
+    # --- trading sessions --------------------------------------------------------------
+    def apply_transitions(self, cmds: Any) -> int:
+        """Queue scheduled transitions (``exchange.schedule`` commands: SET_STATUS,
+        SESSION_CLOSE, MASS_CANCEL at expiry) for the listed instruments, in order; each is
+        a sequenced, journaled command. When a SESSION_CLOSE leaves every instrument
+        CLOSED, the trading day is closed (close record, End of Session). Returns how many
+        were queued. O(len(cmds))."""
+        n = 0
+        session_closed = False
+        for c in cmds:
+            iid = int(c["instrument_id"])
+            if iid not in self.contracts:
+                continue
+            ct = int(c["cmd_type"])
+            if ct == CmdType.SET_STATUS:
+                self._push(_K_STATUS, _row(CmdType.SET_STATUS, inst=iid, status=int(c["status"])))
+            elif ct in (CmdType.SESSION_CLOSE, CmdType.MASS_CANCEL):
+                reason = WireCancelReason.SESSION_END.value
+                self._push(_K_SWEEP, _row(ct, inst=iid), reason, None, 0)
+                session_closed |= ct == CmdType.SESSION_CLOSE
+            else:
+                continue
+            n += 1
+        if n and self.schedule is None:
+            self.flush()
+        if session_closed and not self.closed:
+            self.flush()
+            if all(st == InstrumentStatus.CLOSED for st in self.status.values()):
+                self.close_day()
+        return n
+
+    def expired_contract(self, instrument_id: int) -> bool:
+        """True if ``instrument_id`` is a contract whose last trading day is before today."""
+        from contracts.calendar import contract_for_instrument_id
+        from contracts.errors import FlopexError
+        from contracts.registry import load_products
+
+        if self._products is None:
+            self._products = load_products()
+        try:
+            c = contract_for_instrument_id(instrument_id, self._products)
+        except (FlopexError, KeyError, ValueError):
+            return False
+        return c.last_trading_day < self.trade_date
 
     # --- the close -------------------------------------------------------------------
     def tops(self) -> dict[int, tuple[int | None, int, int | None, int]]:

@@ -210,7 +210,7 @@ def recover_venue(dd: Any, journal: Any) -> Recovery:
             out.gseq = max(out.gseq, g)
             return
         note = decode_note(payload)
-        if note is not None:
+        if note is not None and note != rep.day:  # equal: the snapshot's own day
             rep.on_note(payload)
             out.image = GatewayImage(note.trade_date)
             out.image.g = out.gseq

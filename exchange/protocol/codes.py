@@ -135,6 +135,7 @@ class RejectCode(IntEnum):
     INSTRUMENT_NOT_TRADING = 123
     ORDER_NOT_WORKING = 124
     NOT_ADMIN = 125
+    CONTRACT_EXPIRED = 126
     # --- gateway: pre-trade risk ---
     RISK_MAX_ORDER_QTY = 130
     RISK_MIN_ORDER_QTY = 131
