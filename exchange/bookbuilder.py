@@ -28,7 +28,7 @@ _STATE_OF_CHAR = {
     ord("H"): int(InstrumentStatus.HALTED),
     ord("C"): int(InstrumentStatus.CLOSED),
 }
-_SIDE_OF_CHAR = {ord("B"): int(Side.BUY), ord("S"): int(Side.SELL)}
+_SIDE_OF_CHAR = {ord("B"): int(Side.BUY), ord("S"): int(Side.SELL), ord("N"): 0}
 
 
 class FeedDecodeError(ValueError):
@@ -80,6 +80,8 @@ class InstrumentBook:
     settlement_date: int = 0
     bids: dict[int, tuple[int, int]] = field(default_factory=dict)
     asks: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: during pre-open: (indicative price or 0, matched qty, imbalance side or 0, imbalance)
+    indicative: tuple[int, int, int, int] | None = None
 
     def levels(self, side: int) -> list[tuple[int, int, int]]:
         """``(price, qty, orders)`` best first (highest bid / lowest ask)."""
@@ -164,6 +166,9 @@ class BookBuilder:
             self.book(f[2]).status = _STATE_OF_CHAR[f[3][0]]
         elif t == 0x52:  # R reference
             self.book(f[2]).reference = f[3]
+        elif t == 0x4F:  # O indicative opening price
+            _, _ts, iid, price, matched, side, imbalance = f
+            self.book(iid).indicative = (price, matched, _SIDE_OF_CHAR[side[0]], imbalance)
         elif t == 0x44:  # D daily settlement
             b = self.book(f[2])
             b.settlement_date = f[3]

@@ -166,10 +166,12 @@ async def _serve_async(gw, args: argparse.Namespace, gj=None) -> int:
     sync_task = None
     if gj is not None and gj.journal.policy.mode == "interval":
         sync_task = asyncio.create_task(_sync_timer(gj))
+    gtd_task = asyncio.create_task(_gtd_timer(gw))
     clock_task = None
     if args.schedule == "clock":
         clock_task = asyncio.create_task(_session_clock(gw, args.recovered))
     await stop.wait()
+    gtd_task.cancel()
     if clock_task is not None:
         clock_task.cancel()
     hb.cancel()
@@ -236,6 +238,15 @@ async def _session_clock(gw, recovered: bool) -> None:
         await asyncio.sleep(min(max(wait, 0.01), 1.0))
 
 
+async def _gtd_timer(gw, period: float = 0.05) -> None:
+    """Expire GTD orders when their time comes (the engine's EXPIRE_GTD, journaled)."""
+    import time
+
+    while True:
+        await asyncio.sleep(period)
+        gw.expire_due(time.time_ns())
+
+
 async def _sync_timer(gj) -> None:
     """fsync on the ``interval:N`` policy's schedule even when no batch comes."""
     period = gj.journal.policy.interval_ms / 1000
@@ -264,7 +275,30 @@ async def _start_feed(gw, host: str, port: int):
 # --------------------------------------------------------------------------- order
 _SIDES = {"buy": "B", "sell": "S"}
 _TYPES = {"limit": "L", "market": "M", "stop": "S", "stop-limit": "T"}
-_TIFS = {"day": "0", "gtc": "1", "ioc": "3", "fok": "4"}
+_TIFS = {"day": "0", "gtc": "1", "ioc": "3", "fok": "4", "gtd": "6"}
+
+
+def _expire_ns(text: str | None, tif: str) -> int:
+    """``--expire`` (ISO 8601 date-time; no zone = UTC) -> ns since the epoch; 0 if absent.
+
+    FlopexError when GTD lacks it, another TIF has it, or it does not parse."""
+    if tif != "gtd":
+        if text is not None:
+            raise FlopexError("--expire: only a GTD order (--tif gtd) has an expire time")
+        return 0
+    if text is None:
+        raise FlopexError("--tif gtd: needs --expire DATETIME (e.g. 2026-11-25T21:00:00Z)")
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise FlopexError(
+            f"--expire {text!r}: not an ISO 8601 date-time (e.g. 2026-11-25T21:00:00Z)"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    from exchange.schedule import to_ns
+
+    return to_ns(t)
 
 
 def _order(args: argparse.Namespace) -> int:
@@ -299,10 +333,12 @@ async def _order_async(args: argparse.Namespace, password: str) -> int:
             if args.qty < 1:
                 raise FlopexError(f"{action}: QTY must be at least 1, got {args.qty}")
             account = args.account or args.user.upper()
+            expire = _expire_ns(args.expire, args.tif)
             token = client.enter(
                 c.instrument_id, _SIDES[action], args.qty, price=price, account=account,
                 order_type=otype, tif=_TIFS[args.tif], display_quantity=args.display,
-                stop_price=stop, min_quantity=args.min_qty,
+                stop_price=stop, min_quantity=args.min_qty, expire_time=expire,
+                post_only=args.post_only,
             )  # fmt: skip
         elif action == "replace":
             order = _find_order(client, args.token)
@@ -447,6 +483,12 @@ class _Formatter:
             at = "MKT" if kind in "MS" else self.px(iid, msg.price)
             if kind in "ST":
                 at += f" stop {self.px(iid, msg.stop_price)}"
+            if msg.expire_time:
+                from exchange.schedule import from_ns
+
+                at += f" GTD until {from_ns(msg.expire_time).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            if msg.post_only == m.POST_ONLY_YES:
+                at += " post-only"
             return (
                 f"ACCEPTED  token {msg.token}  {side.get(msg.side, '?')} {msg.quantity} "
                 f"{self.symbol(iid)} @ {at} account {msg.account}  order id {msg.order_id}"
@@ -566,6 +608,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--display", type=int, default=0, help="iceberg display quantity")
         p.add_argument("--min-qty", type=int, default=0, help="minimum fill quantity")
         p.add_argument("--account", help="account (default: the user name in capitals)")
+        p.add_argument(
+            "--expire", help="GTD expire time, ISO 8601 (e.g. 2026-11-25T21:00:00Z; no zone = UTC)"
+        )
+        p.add_argument(
+            "--post-only", action="store_true", help="reject instead of trading on entry"
+        )
     p = acts.add_parser("replace", help="change price/quantity of a working order")
     p.add_argument("token", type=int)
     p.add_argument("--price")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
 from collections.abc import Callable
 
@@ -101,17 +102,24 @@ class OrderClient:
         """
         loop = asyncio.get_running_loop()
         self._error = None
+        want = self.next_seq if sequence is None else sequence
+        try:  # checked before connecting: SoupBinTCP's fixed-width login fields
+            login = soup.login_request(self.username, self.password, self.session, want)
+        except ValueError as exc:
+            raise FlopexError(
+                f"login: {exc} (SoupBinTCP allows a username of up to 6 and a password of up"
+                " to 10 printable ASCII characters)"
+            ) from None
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(lambda: _ClientProtocol(self), self.host, self.port),
                 timeout,
             )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, OverflowError, ValueError) as exc:
             raise FlopexError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         self._proto = proto
         self._login = loop.create_future()
-        want = self.next_seq if sequence is None else sequence
-        self._write(soup.login_request(self.username, self.password, self.session, want))
+        self._write(login)
         try:
             start = await asyncio.wait_for(self._login, timeout)
         except TimeoutError:
@@ -175,10 +183,16 @@ class OrderClient:
         return self.last_token
 
     def send(self, msg: m.InboundMessage) -> None:
-        """Send one inbound message as Unsequenced Data."""
+        """Send one inbound message as Unsequenced Data. FlopexError (nothing sent) for a
+        field that does not fit the wire (a negative or oversized number, a long account)."""
+        try:
+            data = m.encode_inbound(msg)
+        except (struct.error, ValueError, OverflowError) as exc:
+            name = type(msg).__name__
+            raise FlopexError(f"{name}: a field does not fit the wire format ({exc})") from None
         if hasattr(msg, "token") and not isinstance(msg, m.CancelOrder):
             self.last_token = max(self.last_token, msg.token)
-        self._write(soup.unsequenced(m.encode_inbound(msg)))
+        self._write(soup.unsequenced(data))
 
     def send_raw(self, data: bytes) -> None:
         """Send bytes as they are (tests and benchmarks)."""
@@ -199,13 +213,17 @@ class OrderClient:
         smp_group: int = 0,
         smp: str = "-",
         token: int | None = None,
+        expire_time: int = 0,
+        post_only: bool = False,
     ) -> int:
-        """Send an Enter Order; returns its token. Prices in ticks."""
+        """Send an Enter Order; returns its token. Prices in ticks; ``expire_time`` (ns since
+        the Unix epoch) with ``tif="6"`` (GTD); ``post_only`` orders never take liquidity."""
         tok = self.new_token() if token is None else token
         self.send(
             m.EnterOrder(
                 tok, instrument_id, ord(side), ord(order_type), ord(tif), price, quantity,
                 display_quantity, stop_price, min_quantity, smp_group, ord(smp), account,
+                expire_time, m.POST_ONLY_YES if post_only else m.POST_ONLY_NO,
             )
         )  # fmt: skip
         return tok

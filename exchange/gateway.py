@@ -17,6 +17,7 @@ live connection, coalesced into one ``write`` per connection per batch.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +25,15 @@ from typing import Any
 
 from contracts.calendar import Contract
 from exchange.auth import AccessConfig, Login
-from exchange.engine.abi import CmdType, EventType, InstrumentStatus
+from exchange.engine.abi import FLAG_POST_ONLY, CmdType, EventType, InstrumentStatus
 from exchange.protocol import messages as m
-from exchange.protocol.codes import RejectCode, WireCancelReason, WireOrderType, WireSide
+from exchange.protocol.codes import (
+    RejectCode,
+    WireCancelReason,
+    WireOrderType,
+    WireSide,
+    WireTimeInForce,
+)
 from exchange.protocol.engine_map import (
     CANCEL_REASON_TO_WIRE,
     ORDER_TYPE_TO_ENGINE,
@@ -60,6 +67,9 @@ _E_REPLACED = int(EventType.REPLACED)
 _E_STOP = int(EventType.STOP_TRIGGERED)
 _E_STATUS = int(EventType.STATUS)
 _E_DONE = int(EventType.MASS_CANCEL_DONE)
+_GTD = WireTimeInForce.GTD.value
+_POST_YES = m.POST_ONLY_YES
+_POST_ONLY_FLAG = FLAG_POST_ONLY
 
 
 def _row(
@@ -140,6 +150,7 @@ class Gateway:
         # durability (see exchange.journal.GatewayJournal): the journal hook, the sessions
         # with messages not yet journaled, and the last journaled values of rare state
         self._products: dict | None = None  # product specs, loaded on first need
+        self._gtd: list[tuple[int, int]] = []  # heap of (GTD expiry ns, order ref)
         self.durable: Any = None
         self._touched: list[Session] | None = None
         self._j_blocked: set[int] = set()
@@ -290,6 +301,10 @@ class Gateway:
         rec = OrderRec(ref, tok, account, inst, side, o.price, qty, 0, o.stop_price, False, s)
         self.orders[ref] = rec
         s.orders[tok] = rec
+        expire = o.expire_time
+        if expire:
+            rec.expire = expire
+            heapq.heappush(self._gtd, (expire, ref))
         row = (
             0,
             ref,
@@ -300,7 +315,7 @@ class Gateway:
             o.quantity,
             o.display_quantity,
             o.min_quantity,
-            0,
+            expire,
             o.instrument_id,
             account,
             o.smp_group,
@@ -309,7 +324,7 @@ class Gateway:
             ORDER_TYPE_TO_ENGINE[o.order_type],
             TIF_TO_ENGINE[o.time_in_force],
             SMP_TO_ENGINE[o.smp_instruction],
-            0,
+            _POST_ONLY_FLAG if o.post_only == _POST_YES else 0,
             0,
             0,
         )  # fmt: skip  -- COMMAND_DTYPE field order, as _row()
@@ -328,6 +343,8 @@ class Gateway:
             return 0, RejectCode.BAD_DISPLAY_QUANTITY, 24
         if o.min_quantity > o.quantity:
             return 0, RejectCode.BAD_MIN_QUANTITY, 36
+        if (o.time_in_force == _GTD) != (o.expire_time != 0):
+            return 0, RejectCode.BAD_EXPIRE_TIME, 61
         is_stop = o.order_type in _STOP_TYPES
         if is_stop != (o.stop_price != 0):
             return 0, RejectCode.BAD_STOP_PRICE, 28
@@ -497,6 +514,30 @@ class Gateway:
                 self.close_day()
         return n
 
+    def next_gtd_expiry(self) -> int | None:
+        """Earliest GTD expiry among working orders (ns), or None. O(1) amortised."""
+        gtd, orders = self._gtd, self.orders
+        while gtd and gtd[0][1] not in orders:
+            heapq.heappop(gtd)
+        return gtd[0][0] if gtd else None
+
+    def expire_due(self, now_ns: int) -> bool:
+        """If a working GTD order's expire time has come, queue the engine's EXPIRE_GTD
+        (a sequenced, journaled command; the engine cancels every GTD order whose time is
+        at or before the command's timestamp, reason ``E``). True if queued."""
+        nxt = self.next_gtd_expiry()
+        if nxt is None or nxt > now_ns or self.closed:
+            return False
+        gtd = self._gtd
+        while gtd and gtd[0][0] <= now_ns:
+            heapq.heappop(gtd)
+        if self.sequencer.last_ts < nxt:
+            self.sequencer.last_ts = nxt  # the command's timestamp reaches the expiry
+        self._push(_K_SWEEP, _row(CmdType.EXPIRE_GTD), WireCancelReason.SESSION_END.value, None, 0)
+        if self.schedule is None:
+            self.flush()
+        return True
+
     def expired_contract(self, instrument_id: int) -> bool:
         """True if ``instrument_id`` is a contract whose last trading day is before today."""
         from contracts.calendar import contract_for_instrument_id
@@ -653,12 +694,16 @@ class Gateway:
                 s.track(self._touched)
             s.restore(next_seq, frames, tok, ss)
         self.orders.clear()
+        self._gtd = []
         for row in image.orders.values():
-            ref, tok, acct, inst, side, px, qty, oid, stop, working, sname = row
+            ref, tok, acct, inst, side, px, qty, oid, stop, working, sname, expire = row
             sess = self.sessions[sname]
-            rec = OrderRec(ref, tok, acct, inst, side, px, qty, oid, stop, working, sess)
+            rec = OrderRec(ref, tok, acct, inst, side, px, qty, oid, stop, working, sess, expire)
             self.orders[ref] = rec
             sess.orders[tok] = rec
+            if expire:
+                self._gtd.append((expire, ref))
+        heapq.heapify(self._gtd)
         self._next_ref = max(image.nr, self._next_ref)
         self.risk.restore(image.positions, self.orders.values(), image.blocked)
         self.closed, cp = image.closed
@@ -800,10 +845,11 @@ class Gateway:
 
 def order_row(rec: OrderRec) -> list:
     """An order as journal data: ref, token, account, instrument, side, price, quantity,
-    order id, stop price, working, session name."""
+    order id, stop price, working, session name, GTD expiry."""
     return [
         rec.ref, rec.token, rec.account_id, rec.instrument_id, rec.side, rec.price,
         rec.quantity, rec.order_id, rec.stop_price, rec.working, rec.session.name,  # type: ignore[union-attr]
+        rec.expire,
     ]  # fmt: skip
 
 

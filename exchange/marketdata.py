@@ -93,6 +93,20 @@ REFERENCE_PRICE = Layout(
         F("price", "int64"),
     ),
 )
+INDICATIVE_OPENING_PRICE = Layout(
+    "Indicative Opening Price",
+    b"O",
+    (
+        F("message_type", "char"),
+        F("seq", "uint64"),
+        F("timestamp", "int64"),
+        F("instrument_id", "uint32"),
+        F("price", "int64"),
+        F("matched_quantity", "uint64"),
+        F("imbalance_side", "char"),
+        F("imbalance_quantity", "uint64"),
+    ),
+)
 DAILY_SETTLEMENT = Layout(
     "Daily Settlement",
     b"D",
@@ -151,6 +165,7 @@ INCREMENTAL_LAYOUTS: tuple[Layout, ...] = (
     TRADING_STATUS,
     REFERENCE_PRICE,
     DAILY_SETTLEMENT,
+    INDICATIVE_OPENING_PRICE,
 )
 SNAPSHOT_LAYOUTS: tuple[Layout, ...] = (
     SNAPSHOT_BEGIN,
@@ -162,7 +177,9 @@ FEED_LAYOUTS = INCREMENTAL_LAYOUTS + SNAPSHOT_LAYOUTS
 LAYOUT_BY_TYPE: dict[int, Layout] = {lay.type_byte[0]: lay for lay in FEED_LAYOUTS}
 
 #: Engine side -> wire side byte, and InstrumentStatus -> Trading Status state byte.
-SIDE_CHAR = {int(Side.BUY): b"B", int(Side.SELL): b"S"}
+SIDE_CHAR = {int(Side.BUY): b"B", int(Side.SELL): b"S", 0: b"N"}  # N: none (auction)
+#: The engine's pre-open indicative opening price event (see ``EventType``).
+E_INDICATIVE = int(getattr(EventType, "INDICATIVE_PRICE", 11))
 STATE_CHAR = {
     int(InstrumentStatus.PRE_OPEN): b"P",
     int(InstrumentStatus.OPEN): b"T",
@@ -175,6 +192,7 @@ _TRADE = TRADE.struct
 _STATUS = TRADING_STATUS.struct
 _REF = REFERENCE_PRICE.struct
 _SETTLE = DAILY_SETTLEMENT.struct
+_IOP = INDICATIVE_OPENING_PRICE.struct
 _LEN = soup.LENGTH
 
 
@@ -297,16 +315,26 @@ class FeedPublisher:
         """Publish the feed messages for one engine batch; returns how many were sent.
 
         LEVEL -> Level Update (quantity 0 = level gone); TRADE -> one Trade per match (the
-        aggressor side's event); STATUS -> Trading Status; REFERENCE -> Reference Price.
+        aggressor side's event; for an opening-auction match, which has no aggressor, the
+        buy side's); STATUS -> Trading Status; REFERENCE -> Reference Price; the pre-open
+        indicative price -> Indicative Opening Price.
         Other events are private to the order owner and not published. O(events)."""
         if len(events) == 0:
             return 0
         etypes = events["event_type"]
+        aggr_side = events["aggressor_side"]
         mask = (
             (etypes == EventType.LEVEL)
             | (etypes == EventType.STATUS)
             | (etypes == EventType.REFERENCE)
-            | ((etypes == EventType.TRADE) & (events["side"] == events["aggressor_side"]))
+            | (etypes == E_INDICATIVE)
+            | (
+                (etypes == EventType.TRADE)
+                & (
+                    (events["side"] == aggr_side)
+                    | ((aggr_side == 0) & (events["side"] == Side.BUY))  # auction: buy side
+                )
+            )
         )
         sel = events[mask]
         if len(sel) == 0:
@@ -344,6 +372,8 @@ class FeedPublisher:
             elif et == EventType.STATUS:
                 st.status = qty
                 body = _STATUS.pack(b"H", seq, ts, iid, STATE_CHAR[qty])
+            elif et == E_INDICATIVE:
+                body = _IOP.pack(b"O", seq, ts, iid, price, qty, SIDE_CHAR.get(side, b"N"), leaves)
             else:  # REFERENCE
                 st.reference = price
                 body = _REF.pack(b"R", seq, ts, iid, price)

@@ -43,6 +43,7 @@ class OrderRec:
     stop_price: int = 0
     working: bool = False
     session: Session | None = field(default=None, repr=False)
+    expire: int = 0  # GTD expiry (ns since the epoch), 0 for other time-in-force values
 
 
 class ReplayGap(Exception):

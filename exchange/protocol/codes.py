@@ -27,12 +27,14 @@ class WireOrderType(IntEnum):
 
 
 class WireTimeInForce(IntEnum):
-    """FIX tag 59 codes: ``0`` day, ``1`` good-till-cancel, ``3`` IOC, ``4`` FOK."""
+    """FIX tag 59 codes: ``0`` day, ``1`` good-till-cancel, ``3`` IOC, ``4`` FOK, ``6``
+    good-till-date (with an expire time)."""
 
     DAY = ord("0")
     GTC = ord("1")
     IOC = ord("3")
     FOK = ord("4")
+    GTD = ord("6")
 
 
 class WireSmp(IntEnum):
@@ -128,6 +130,8 @@ class RejectCode(IntEnum):
     BAD_STOP_PRICE = 112
     BAD_PRICE = 113
     BAD_ACTION = 114
+    BAD_EXPIRE_TIME = 115
+    BAD_POST_ONLY = 116
     # --- gateway: session rules ---
     THROTTLED = 120
     ACCOUNT_NOT_PERMITTED = 121

@@ -49,6 +49,7 @@ TIF_TO_ENGINE = _table(
         WireTimeInForce.GTC: TimeInForce.GTC,
         WireTimeInForce.IOC: TimeInForce.IOC,
         WireTimeInForce.FOK: TimeInForce.FOK,
+        WireTimeInForce.GTD: TimeInForce.GTD,
     }
 )
 SMP_TO_ENGINE = _table(

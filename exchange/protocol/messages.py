@@ -28,6 +28,10 @@ from exchange.protocol.codes import (
 from exchange.protocol.layout import F, Layout
 
 ACCOUNT_WIDTH = 16
+#: Enter Order ``post_only``: ``Y`` the order must add liquidity (rejected if it would
+#: trade on entry), ``N`` it may trade.
+POST_ONLY_YES = ord("Y")
+POST_ONLY_NO = ord("N")
 
 # --- inbound layouts ----------------------------------------------------------------
 ENTER_ORDER = Layout(
@@ -48,6 +52,8 @@ ENTER_ORDER = Layout(
         F("smp_group", "uint32"),
         F("smp_instruction", "char"),
         F("account", "alpha", ACCOUNT_WIDTH),
+        F("expire_time", "int64"),
+        F("post_only", "char"),
     ),
 )
 REPLACE_ORDER = Layout(
@@ -98,6 +104,8 @@ ACCEPTED = Layout(
         F("smp_group", "uint32"),
         F("smp_instruction", "char"),
         F("account", "alpha", ACCOUNT_WIDTH),
+        F("expire_time", "int64"),
+        F("post_only", "char"),
         F("order_id", "uint64"),
     ),
 )
@@ -245,6 +253,8 @@ class EnterOrder(msgspec.Struct, frozen=True):
     smp_group: int = 0
     smp_instruction: int = WireSmp.DEFAULT
     account: str = ""
+    expire_time: int = 0  # GTD: ns since the Unix epoch (UTC); 0 for every other TIF
+    post_only: int = POST_ONLY_NO
 
 
 class ReplaceOrder(msgspec.Struct, frozen=True):
@@ -300,6 +310,8 @@ class Accepted(msgspec.Struct, frozen=True):
     smp_group: int
     smp_instruction: int
     account: str
+    expire_time: int
+    post_only: int
     order_id: int
 
 
@@ -396,6 +408,7 @@ _ORDER_TYPES = char_values(WireOrderType)
 _TIFS = char_values(WireTimeInForce)
 _SMPS = char_values(WireSmp)
 _MASS_SIDES = _SIDES | {ord(" ")}
+_POST_ONLY = frozenset((POST_ONLY_YES, POST_ONLY_NO))
 
 _ENTER = ENTER_ORDER.struct
 _REPLACE = REPLACE_ORDER.struct
@@ -440,10 +453,14 @@ def decode_inbound(data: bytes) -> InboundMessage:
             mtype,
         )
     if mtype == 0x4F:  # 'O'
-        (_, tok, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, acct) = _ENTER.unpack(
-            data
+        (_, tok, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, acct, exp, post) = (
+            _ENTER.unpack(data)
         )
-        side, otype, tif, smp = side[0], otype[0], tif[0], smp[0]
+        side, otype, tif, smp, post = side[0], otype[0], tif[0], smp[0], post[0]
+        if post not in _POST_ONLY:
+            raise MessageError(
+                RejectCode.BAD_POST_ONLY, "bad post_only", _OFF["post_only"], tok, mtype
+            )
         if side not in _SIDES:
             raise MessageError(RejectCode.BAD_SIDE, "bad side", _OFF["side"], tok, mtype)
         if otype not in _ORDER_TYPES:
@@ -467,7 +484,9 @@ def decode_inbound(data: bytes) -> InboundMessage:
                 mtype,
             )
         account = _decode_alpha(acct, _OFF["account"], tok, mtype)
-        return EnterOrder(tok, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account)
+        return EnterOrder(
+            tok, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account, exp, post
+        )
     if mtype == 0x55:  # 'U'
         _, orig, tok, px, stop, qty = _REPLACE.unpack(data)
         return ReplaceOrder(orig, tok, px, qty, stop)
@@ -552,6 +571,8 @@ def encode_inbound(msg: InboundMessage) -> bytes:
             msg.smp_group,
             _c(msg.smp_instruction),
             _alpha(msg.account, ACCOUNT_WIDTH),
+            msg.expire_time,
+            _c(msg.post_only),
         )
     if isinstance(msg, ReplaceOrder):
         return _REPLACE.pack(
@@ -610,6 +631,8 @@ def encode_accepted(m: Accepted) -> bytes:
         m.smp_group,
         _c(m.smp_instruction),
         _alpha(m.account, ACCOUNT_WIDTH),
+        m.expire_time,
+        _c(m.post_only),
         m.order_id,
     )
 

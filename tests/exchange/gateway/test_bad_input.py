@@ -43,14 +43,17 @@ def _poke(raw: bytes, offset: int, value: int) -> bytes:
 
 BAD_MESSAGES = [
     (b"Q\x00\x00\x00\x07", RejectCode.UNKNOWN_MESSAGE_TYPE, 0),
-    (m.encode_inbound(_order(7))[:-3], RejectCode.BAD_LENGTH, 58),
-    (m.encode_inbound(_order(7)) + b"x", RejectCode.BAD_LENGTH, 61),
+    (m.encode_inbound(_order(7))[:-3], RejectCode.BAD_LENGTH, 67),
+    (m.encode_inbound(_order(7)) + b"x", RejectCode.BAD_LENGTH, 70),
     (_poke(m.encode_inbound(_order(7)), 9, ord("?")), RejectCode.BAD_SIDE, 9),
     (m.encode_inbound(_order(7, quantity=0)), RejectCode.BAD_QUANTITY, 20),
     (m.encode_inbound(_order(7, display_quantity=5)), RejectCode.BAD_DISPLAY_QUANTITY, 24),
     (m.encode_inbound(_order(7, order_type=ord("S"))), RejectCode.BAD_STOP_PRICE, 28),
     (m.encode_inbound(_order(7, price=0)), RejectCode.BAD_PRICE, 12),
     (m.encode_inbound(_order(7, instrument_id=42)), RejectCode.UNKNOWN_INSTRUMENT, 5),
+    (_poke(m.encode_inbound(_order(7)), 69, ord("?")), RejectCode.BAD_POST_ONLY, 69),
+    (m.encode_inbound(_order(7, time_in_force=ord("6"))), RejectCode.BAD_EXPIRE_TIME, 61),
+    (m.encode_inbound(_order(7, expire_time=10**18)), RejectCode.BAD_EXPIRE_TIME, 61),
     (m.encode_inbound(m.CloseDay(7)), RejectCode.NOT_ADMIN, 0),
     (m.encode_inbound(m.KillSwitch(7, "BOB")), RejectCode.NOT_ADMIN, 0),
 ]

@@ -118,6 +118,45 @@ def test_no_server_is_a_one_line_error(capsys) -> None:
     assert err.startswith("flopex: error: cannot connect to 127.0.0.1:1")
 
 
+def test_gtd_ticket_is_accepted_with_its_expire_time(server, capsys) -> None:
+    port, _, _ = server
+    code, out, _ = _order(
+        port, capsys, "--user", "alice", "buy", "H100Z26", "1", "2.500", "--tif", "gtd",
+        "--expire", "2099-01-01T00:00:00Z",
+    )  # fmt: skip
+    assert code == 0 and "@ 2.500 GTD until 2099-01-01T00:00:00Z" in out
+
+
+@pytest.mark.parametrize(("price", "accepted"), [("2.950", False), ("2.400", True)])
+def test_post_only_ticket_rests_or_is_rejected(server, capsys, price, accepted) -> None:
+    port, _, _ = server
+    _order(port, capsys, "--user", "bob", "sell", "H100Z26", "1", "2.950")
+    code, out, _ = _order(
+        port, capsys, "--user", "alice", "buy", "H100Z26", "1", price, "--post-only"
+    )
+    if accepted:
+        assert code == 0 and f"@ {price} post-only" in out
+    else:
+        assert code == 1 and "POST_ONLY_WOULD_TRADE" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--password", "x" * 11, "status"], "password longer than 10 characters"),
+        (["buy", "H100Z26", "1", "2.8", "--tif", "gtd"], "needs --expire"),
+        (["buy", "H100Z26", "1", "2.8", "--expire", "2099-01-01"], "only a GTD order"),
+        (["buy", "H100Z26", "1", "2.8", "--tif", "gtd", "--expire", "soon"], "not an ISO 8601"),
+        (["buy", "H100Z26", "99999999999", "2.8"], "does not fit the wire format"),
+    ],
+)
+def test_ticket_input_errors_never_show_a_traceback(server, capsys, argv, message) -> None:
+    port, _, _ = server
+    code, out, err = _order(port, capsys, "--user", "alice", *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in out + err
+
+
 def test_admin_close_day_writes_the_close_record(server, capsys) -> None:
     port, data, _ = server
     _order(port, capsys, "--user", "bob", "sell", "H100Z26", "2", "2.810")

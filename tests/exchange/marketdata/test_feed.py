@@ -265,3 +265,39 @@ def test_decode_rejects_wrong_lengths_and_types() -> None:
         decode(b"Z123")
     with pytest.raises(ValueError, match="Level Update: 3 bytes"):
         decode(b"L12")
+
+
+def _events(*rows: dict) -> np.ndarray:
+    from exchange.engine.abi import EVENT_DTYPE
+
+    ev = np.zeros(len(rows), dtype=EVENT_DTYPE)
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            ev[i][k] = v
+    return ev
+
+
+def test_indicative_opening_price_reaches_the_book_builder() -> None:
+    # Arrange
+    pub, builder = _new_publisher(), BookBuilder()
+    _snapshot_into(pub, builder)
+    pub.sinks.append(Collector(builder))
+    iop = dict(event_type=11, timestamp=5, instrument_id=12607, price=1002, qty=7,
+               side=Side.SELL, leaves=3)  # fmt: skip
+    # Act
+    pub.publish_events(_events(iop))
+    # Assert: price, matched quantity, imbalance side and quantity
+    assert builder.book(12607).indicative == (1002, 7, int(Side.SELL), 3)
+
+
+def test_an_opening_auction_fill_is_one_trade_without_aggressor() -> None:
+    # Arrange: both sides of one auction match, aggressor_side 0 (buy side first)
+    pub, builder = _new_publisher(), BookBuilder()
+    _snapshot_into(pub, builder)
+    pub.sinks.append(Collector(builder))
+    side = dict(event_type=EventType.TRADE, timestamp=9, instrument_id=12608, price=1001,
+                qty=4, match_id=77, aggressor_side=0)  # fmt: skip
+    # Act
+    pub.publish_events(_events({**side, "side": Side.BUY}, {**side, "side": Side.SELL}))
+    # Assert
+    assert [(t.match_id, t.qty, t.aggressor_side) for t in builder.trades] == [(77, 4, 0)]

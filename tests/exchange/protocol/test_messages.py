@@ -35,7 +35,7 @@ def _order(**kw: object) -> m.EnterOrder:
     inst=u32,
     side=st.sampled_from(b"BS"),
     otype=st.sampled_from(b"LMST"),
-    tif=st.sampled_from(b"0134"),
+    tif=st.sampled_from(b"01346"),
     px=i64,
     qty=u32,
     disp=u32,
@@ -44,11 +44,15 @@ def _order(**kw: object) -> m.EnterOrder:
     grp=u32,
     smp=st.sampled_from(b"-RIB"),
     account=acct,
+    expire=i64,
+    post=st.sampled_from(b"YN"),
 )
 def test_enter_order_round_trips(
-    token, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account
+    token, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account, expire, post
 ) -> None:
-    msg = m.EnterOrder(token, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account)
+    msg = m.EnterOrder(
+        token, inst, side, otype, tif, px, qty, disp, stop, minq, grp, smp, account, expire, post
+    )
     assert m.decode_inbound(m.encode_inbound(msg)) == msg
 
 
@@ -79,6 +83,7 @@ def test_cancel_messages_round_trip(msg: m.InboundMessage) -> None:
         ("order_type", 10, RejectCode.BAD_ORDER_TYPE),
         ("time_in_force", 11, RejectCode.BAD_TIME_IN_FORCE),
         ("smp_instruction", 44, RejectCode.BAD_SMP_INSTRUCTION),
+        ("post_only", 69, RejectCode.BAD_POST_ONLY),
     ],
 )
 def test_bad_enum_names_its_offset(field: str, offset: int, code: RejectCode) -> None:
@@ -144,6 +149,7 @@ def test_decoder_on_right_sized_random_bodies(layout, data) -> None:
             RejectCode.BAD_ORDER_TYPE,
             RejectCode.BAD_TIME_IN_FORCE,
             RejectCode.BAD_SMP_INSTRUCTION,
+            RejectCode.BAD_POST_ONLY,
             RejectCode.BAD_ACCOUNT_FIELD,
             RejectCode.BAD_ACTION,
         }
@@ -152,7 +158,10 @@ def test_decoder_on_right_sized_random_bodies(layout, data) -> None:
 
 
 OUTBOUND_SAMPLES: list[m.OutboundMessage] = [
-    m.Accepted(1, 2, 12612, 66, 76, 48, 600, 5, 0, 0, 0, 0, 45, "ACME", 2**40 + 3),
+    m.Accepted(1, 2, 12612, 66, 76, 48, 600, 5, 0, 0, 0, 0, 45, "ACME", 0, 78, 2**40 + 3),
+    m.Accepted(
+        1, 2, 12612, 66, 76, 54, 600, 5, 0, 0, 0, 0, 45, "ACME", 1_795_000_000 * 10**9, 89, 7
+    ),
     m.Rejected(1, 2, ord("O"), RejectCode.THROTTLED, 0),
     m.Executed(1, 2, 12612, 83, 601, 3, 77, ord("A"), 2),
     m.Canceled(1, 2, 12612, 66, 5, ord("U")),
