@@ -13,7 +13,9 @@ One run measures, on this machine:
   atomic) and load+verify a snapshot of an engine holding 1,000,000 resting orders.
 * ``ack_rtt_p50_us_fsync`` / ``ack_rtt_p50_us_nojournal`` — an order's round trip over
   TCP through an in-process gateway (numba engine) journaling with fsync per batch,
-  versus the same gateway without a journal (the baseline), one order in flight.
+  versus the same gateway without a journal (the baseline), one order in flight;
+  ``ack_rtt_p50_us_journal_nosync`` — journaling (commands + gateway note, one write per
+  batch) with the ``off`` policy: the cost of the journal without the disk's fsync.
 
 SYNTHETIC data: limit orders that rest without crossing (for the snapshot) and a random
 mix that trades (for the journal). ``--quick`` uses 500,000 journal commands and 300
@@ -152,8 +154,11 @@ def bench_snapshot(tmp: Path, orders: int) -> dict[str, float]:
     }
 
 
-def bench_ack_rtt(tmp: Path, n: int, journaled: bool) -> float:
-    """p50 microseconds of enter -> Accepted, one order in flight, over loopback TCP."""
+def bench_ack_rtt(tmp: Path, n: int, journaled: bool, sync: str = "batch") -> float:
+    """p50 microseconds of enter -> Accepted, one order in flight, over loopback TCP.
+
+    ``journaled``: the gateway commits each batch (commands + its gateway note) with the
+    ``sync`` policy before replying, exactly as ``flopex serve`` does."""
     import uvloop
 
     from exchange.auth import hash_password, parse_access
@@ -175,11 +180,11 @@ def bench_ack_rtt(tmp: Path, n: int, journaled: bool) -> float:
             ],
         }
     )
-    dd = DataDir.open(tmp / ("rtt-j" if journaled else "rtt-n"), create=True)
+    dd = DataDir.open(tmp / (f"rtt-j-{sync}" if journaled else "rtt-n"), create=True)
 
     async def main() -> list[float]:
         gw = build_gateway(access, TRADE_DATE, data_dir=dd.root, engine="numba")
-        gj = GatewayJournal(gw, dd, SyncPolicy("batch")) if journaled else None
+        gj = GatewayJournal(gw, dd, SyncPolicy.parse(sync)) if journaled else None
         server, hb, conns = await serve_gateway(gw, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         c = OrderClient("127.0.0.1", port, "bench", "pw")
@@ -222,6 +227,7 @@ def run(quick: bool) -> dict[str, object]:
         out["replay_cmds_per_s"] = round(bench_replay(tmp, n))
         out.update(bench_snapshot(tmp, 1_000_000))
         out["ack_rtt_p50_us_nojournal"] = round(bench_ack_rtt(tmp, rtts, False), 1)
+        out["ack_rtt_p50_us_journal_nosync"] = round(bench_ack_rtt(tmp, rtts, True, "off"), 1)
         out["ack_rtt_p50_us_fsync"] = round(bench_ack_rtt(tmp, rtts, True), 1)
     return out
 

@@ -12,6 +12,13 @@ preemption, ~3 ms time slices, rather than the server).
 --no-market-data``: what the market data feed (published after each batch's replies)
 costs the order-entry round trip.
 
+Journal: ``flopex serve`` journals every batch before replying. The primary figures run
+it with ``--journal-sync off`` (the journal is written — it survives kill -9 — but not
+fsynced, so the figures show the gateway rather than this VM's disk);
+``ack_rtt_fsync_*`` and ``orders_per_s_fsync`` repeat the closed loop and the pipelined
+run with the default ``--journal-sync batch`` (one fsync per batch: group commit).
+Every ``flopex serve`` start gets a fresh data directory.
+
 1. Starts ``flopex serve`` (``python -m exchange.cli serve``, numba engine) as a separate
    process on 127.0.0.1, with generated bench logins.
 2. Closed loop, one session: send Enter Order, wait for Accepted, record the round trip in
@@ -355,11 +362,17 @@ def run(quick: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="flopex-wire-") as tmp:
         access = Path(tmp) / "access.yaml"
         _access_file(access, users, accounts)
-        serve_cmd = [
-            sys.executable, "-m", "exchange.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-            "--data-dir", str(Path(tmp) / "data"), "--trade-date", TRADE_DATE.isoformat(),
-            "--access", str(access), "--max-outbound", str(256 << 20),
-        ]  # fmt: skip
+        runs = iter(range(100))
+
+        def serve_cmd(*extra: str, sync: str = "off") -> list[str]:
+            data = Path(tmp) / f"data{next(runs)}"  # a fresh data directory per start
+            return [
+                sys.executable, "-m", "exchange.cli", "serve", "--host", "127.0.0.1",
+                "--port", "0", "--data-dir", str(data), "--trade-date", TRADE_DATE.isoformat(),
+                "--access", str(access), "--max-outbound", str(256 << 20),
+                "--journal-sync", sync, "--snapshot-every", "0", *extra,
+            ]  # fmt: skip
+
         echo_cmd = [sys.executable, "-m", "bench.wire", "--echo-server"]
         result: dict = {"quick": quick, "rtt_samples": n_rtt, "connections": conns}
         proc, port = _start(echo_cmd, "listening on ")
@@ -370,7 +383,7 @@ def run(quick: bool) -> dict:
             _stop(proc)
         result.update(_percentiles("echo_rtt", ha))
         result.update(_percentiles("echo_rtt_busypoll", h))
-        proc, port = _start(serve_cmd, "listening on ")
+        proc, port = _start(serve_cmd(), "listening on ")
         try:
             h = closed_loop_spin(port, "rtt", n_rtt, iids[0], "RTTA0")
             ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
@@ -395,10 +408,21 @@ def run(quick: bool) -> dict:
         finally:
             _stop(proc)
         # attribution: the same closed loop with the market data feed switched off
-        proc, port = _start([*serve_cmd, "--no-market-data"], "listening on ")
+        proc, port = _start(serve_cmd("--no-market-data"), "listening on ")
         try:
             ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
             result.update(_percentiles("ack_rtt_no_md", ha))
+        finally:
+            _stop(proc)
+        # durable default: one fsync per batch (group commit)
+        proc, port = _start(serve_cmd(sync="batch"), "listening on ")
+        try:
+            ha = uvloop.run(closed_loop(port, "rtta", n_rtt // 3, iids[0], "RTTAA0"))
+            result.update(_percentiles("ack_rtt_fsync", ha))
+            rate, _ = uvloop.run(
+                pipelined(port, users[2:], per_conn // 2, iids, accounts, window=4000)
+            )
+            result["orders_per_s_fsync"] = round(rate)
         finally:
             _stop(proc)
     for tag in ("", "_busypoll"):

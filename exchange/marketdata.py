@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exchange.engine.abi import EventType, InstrumentStatus, Side
+from exchange.engine.abi import EVENT_DTYPE, EventType, InstrumentStatus, Side
 from exchange.protocol import soupbintcp as soup
 from exchange.protocol.layout import F, Layout
 
@@ -193,6 +193,17 @@ _STATUS = TRADING_STATUS.struct
 _REF = REFERENCE_PRICE.struct
 _SETTLE = DAILY_SETTLEMENT.struct
 _IOP = INDICATIVE_OPENING_PRICE.struct
+
+# the small-batch path reads events as plain tuples in EVENT_DTYPE field order
+_SMALL = 16
+_F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
+_F_TS, _F_PRICE, _F_QTY, _F_LEAVES = _F["timestamp"], _F["price"], _F["qty"], _F["leaves"]
+_F_MATCH, _F_INST, _F_TYPE = _F["match_id"], _F["instrument_id"], _F["event_type"]
+_F_SIDE, _F_AGGR = _F["side"], _F["aggressor_side"]
+_E_LEVEL, _E_TRADE = int(EventType.LEVEL), int(EventType.TRADE)
+_E_STATUS, _E_REF = int(EventType.STATUS), int(EventType.REFERENCE)
+_BUY = int(Side.BUY)
+_PUBLISHED = frozenset((_E_LEVEL, _E_STATUS, _E_REF, E_INDICATIVE))
 _LEN = soup.LENGTH
 
 
@@ -319,8 +330,11 @@ class FeedPublisher:
         buy side's); STATUS -> Trading Status; REFERENCE -> Reference Price; the pre-open
         indicative price -> Indicative Opening Price.
         Other events are private to the order owner and not published. O(events)."""
-        if len(events) == 0:
+        n = len(events)
+        if n == 0:
             return 0
+        if n <= _SMALL:
+            return self._publish_small(events.tolist())
         etypes = events["event_type"]
         aggr_side = events["aggressor_side"]
         mask = (
@@ -379,6 +393,58 @@ class FeedPublisher:
                 body = _REF.pack(b"R", seq, ts, iid, price)
             packets.append(_LEN.pack(len(body) + 1) + b"S" + body)
             seq += 1
+        self.next_seq = seq
+        self._emit(packets)
+        return len(packets)
+
+    def _publish_small(self, rows: list[tuple]) -> int:
+        """:meth:`publish_events` for a few events: one ``tolist`` and plain-int tests
+        instead of numpy's per-call fixed costs (a tiny batch costs ~20 µs the vector
+        way). Same messages, same order. O(events)."""
+        seq = self.next_seq
+        packets: list[bytes] = []
+        instruments = self.instruments
+        for r in rows:
+            et = r[_F_TYPE]
+            if et == _E_TRADE:
+                side, aggr = r[_F_SIDE], r[_F_AGGR]
+                if side != aggr and (aggr != 0 or side != _BUY):
+                    continue
+            elif et not in _PUBLISHED:
+                continue
+            iid = r[_F_INST]
+            st = instruments.get(iid)
+            if st is None:
+                st = instruments[iid] = InstrumentState()
+            ts = r[_F_TS]
+            if et == _E_LEVEL:
+                side, price, qty, leaves = r[_F_SIDE], r[_F_PRICE], r[_F_QTY], r[_F_LEAVES]
+                book = st.bids if side == _BUY else st.asks
+                if qty > 0:
+                    book[price] = (qty, leaves)
+                else:
+                    book.pop(price, None)
+                body = _LEVEL.pack(b"L", seq, ts, iid, SIDE_CHAR[side], price, qty, leaves)
+            elif et == _E_TRADE:
+                body = _TRADE.pack(
+                    b"T", seq, ts, iid, r[_F_MATCH], r[_F_PRICE], r[_F_QTY], SIDE_CHAR[r[_F_AGGR]]
+                )
+            elif et == _E_STATUS:
+                qty = r[_F_QTY]
+                st.status = qty
+                body = _STATUS.pack(b"H", seq, ts, iid, STATE_CHAR[qty])
+            elif et == E_INDICATIVE:
+                body = _IOP.pack(
+                    b"O", seq, ts, iid, r[_F_PRICE], r[_F_QTY],
+                    SIDE_CHAR.get(r[_F_SIDE], b"N"), r[_F_LEAVES],
+                )  # fmt: skip
+            else:  # REFERENCE
+                st.reference = r[_F_PRICE]
+                body = _REF.pack(b"R", seq, ts, iid, r[_F_PRICE])
+            packets.append(_LEN.pack(len(body) + 1) + b"S" + body)
+            seq += 1
+        if not packets:
+            return 0
         self.next_seq = seq
         self._emit(packets)
         return len(packets)

@@ -301,3 +301,21 @@ def test_an_opening_auction_fill_is_one_trade_without_aggressor() -> None:
     pub.publish_events(_events({**side, "side": Side.BUY}, {**side, "side": Side.SELL}))
     # Assert
     assert [(t.match_id, t.qty, t.aggressor_side) for t in builder.trades] == [(77, 4, 0)]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_small_batch_path_publishes_exactly_what_the_vector_path_does(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: the same random run through both paths
+    import exchange.marketdata as md
+
+    vector, small = _new_publisher(), _new_publisher()
+    monkeypatch.setattr(md, "_SMALL", 0)  # publish_events always takes the numpy path
+    # Act
+    for _book, events in run(seed, 60, batch=6):
+        vector.publish_events(events)
+        small._publish_small(events.tolist())
+    # Assert: identical packets, sequence numbers and books
+    assert list(small._history) == list(vector._history) and small.next_seq > 50
+    assert small.snapshot_packets() == vector.snapshot_packets()
