@@ -263,6 +263,10 @@ async def _start_feed(gw, host: str, port: int):
     for iid in gw.contracts:
         ref = gw.risk.instruments[iid].reference_ticks or 0
         pub.add_instrument(iid, gw.status[iid], ref)
+    snap = getattr(gw.sequencer.engine, "snapshot", None)
+    if snap is not None:  # a recovered engine may hold resting orders already
+        books = snap()["instruments"]
+        pub.seed_from_engine({iid: books[iid] for iid in gw.contracts if iid in books})
     gw.sequencer.event_listeners.append(pub.publish_events)
     feed = FeedServer(pub)
     try:

@@ -299,7 +299,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 desc = (
                     f"trading day {note.trade_date}, {len(note.engine_configs)} instruments"
                     if note is not None
-                    else f"{len(rec.payload)} bytes"
+                    else _describe_gateway_note(rec.payload)
                 )
                 out.write(f"{'note':>10} at sequence {rec.seq}: {desc}\n")
             continue
@@ -318,6 +318,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             if args.limit and lines >= args.limit:
                 return 0
     return 0
+
+
+def _describe_gateway_note(payload: memoryview) -> str:
+    """One line for a gateway note: its number, messages per session, orders touched."""
+    from exchange.gateway import split_frames
+    from exchange.journal import decode_gateway_note
+
+    gn = decode_gateway_note(payload)
+    if gn is None:
+        return f"{len(payload)} bytes"
+    parts = [f"gateway note {gn['gw']}"]
+    msgs = gn.get("m", {})
+    if msgs:
+        per = ", ".join(f"{name} {len(split_frames(blob))}" for name, blob in msgs.items())
+        parts.append(f"messages: {per}")
+    if gn.get("o") or gn.get("x"):
+        parts.append(f"orders: {len(gn.get('o', ()))} updated, {len(gn.get('x', ()))} done")
+    for key, what in (("b", "blocked accounts"), ("c", "closed"), ("st", "instrument states")):
+        if key in gn:
+            parts.append(f"{what} changed")
+    return "; ".join(parts)
 
 
 # ---- tradelog ---------------------------------------------------------------------------------

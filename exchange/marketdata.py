@@ -252,6 +252,17 @@ class FeedPublisher:
         st.status = int(status)
         st.reference = int(reference)
 
+    def seed_from_engine(self, instruments: dict) -> None:
+        """Take status, reference and aggregated levels from an engine book snapshot
+        (``engine.snapshot()["instruments"]``), e.g. after the server recovered a book
+        with resting orders: the next feed snapshot shows them. O(levels)."""
+        for iid, ins in instruments.items():
+            st = self.instruments.setdefault(int(iid), InstrumentState())
+            st.status = int(ins["status"])
+            st.reference = int(ins.get("reference") or 0)
+            st.bids = {int(p): (int(q), int(n)) for p, q, n in ins.get("bids") or ()}
+            st.asks = {int(p): (int(q), int(n)) for p, q, n in ins.get("asks") or ()}
+
     @property
     def history_first(self) -> int:
         """Oldest feed sequence number still replayable."""

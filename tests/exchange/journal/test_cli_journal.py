@@ -174,3 +174,22 @@ def test_cmd_type_names_are_printed(tmp_path: Path, capsys: pytest.CaptureFixtur
     j.close()
     assert main(["journal", "inspect", "--data-dir", str(root)]) == 0
     assert "CANCEL inst=12612 acct=ALICE order=42" in capsys.readouterr().out
+
+
+def test_inspect_describes_gateway_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Arrange: a gateway note after the commands (two messages for ALICE, one order done)
+    from exchange.journal import encode_gateway_note
+    from exchange.protocol.soupbintcp import sequenced
+
+    root = _data_dir(tmp_path, n=2)
+    j = Journal(DataDir.open(root).journal_dir, SyncPolicy("off"))
+    msgs = sequenced(b"H" + b"\0" * 13) + sequenced(b"H" + b"\0" * 13)
+    j.note(encode_gateway_note({"gw": 7, "m": {"ALICE": msgs}, "x": [3]}))
+    j.close()
+    # Act
+    assert main(["journal", "inspect", "--data-dir", str(root)]) == 0
+    # Assert
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.endswith("gateway note 7; messages: ALICE 2; orders: 0 updated, 1 done")

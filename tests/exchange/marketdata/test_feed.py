@@ -319,3 +319,15 @@ def test_small_batch_path_publishes_exactly_what_the_vector_path_does(
     # Assert: identical packets, sequence numbers and books
     assert list(small._history) == list(vector._history) and small.next_seq > 50
     assert small.snapshot_packets() == vector.snapshot_packets()
+
+
+def test_a_publisher_seeded_from_a_recovered_engine_shows_its_book() -> None:
+    # Arrange: an engine that traded for a while (as after a restart's recovery)
+    book = [b for b, _events in run(6, 40)][-1]
+    pub, builder = FeedPublisher(session="NEW"), BookBuilder()
+    # Act
+    pub.seed_from_engine(book.snapshot()["instruments"])
+    _snapshot_into(pub, builder)
+    # Assert: the feed snapshot is the engine's book
+    assert _builder_levels(builder) == engine_levels(book)
+    assert any(levels[0] for levels in engine_levels(book).values())
