@@ -90,7 +90,7 @@ def index_quote_paths(data_dir: Path, day: dt.date) -> list[Path]:
     return [p for ext in (".csv", ".jsonl") if (p := base / f"{day.isoformat()}{ext}").exists()]
 
 
-def _load_quotes_for(data_dir: Path, day: dt.date) -> list[Quote]:
+def load_quotes_for(data_dir: Path, day: dt.date) -> list[Quote]:
     """Quotes of ``day`` and the calendar day before (the freshness window spans midnight)."""
     paths = index_quote_paths(data_dir, day)
     if not paths:
@@ -137,7 +137,7 @@ class _FixingBook:
         hist = self.history(method.index_id)
         if day in hist:
             return
-        quotes = _load_quotes_for(self.cfg.data_dir, day)
+        quotes = load_quotes_for(self.cfg.data_dir, day)
         fixing = fix_index(method, quotes, day, self._previous(method.index_id, day))
         hist[day] = fixing.value
         self.records[method.index_id][day] = fixing

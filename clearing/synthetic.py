@@ -144,11 +144,11 @@ def write_exchange_days(
     methods = methods or default_methods()
     calendar = calendar or BusinessCalendar.default()
     rng = np.random.default_rng(seed)
-    from clearing.batch import _load_quotes_for
+    from clearing.batch import load_quotes_for
 
     fixings: dict[str, Fixing] = {}
     for day in days:
-        quotes = _load_quotes_for(data_dir, day)
+        quotes = load_quotes_for(data_dir, day)
         contracts = []
         refs = []
         for c in listed_contracts(products, day, calendar):
