@@ -843,14 +843,14 @@ class Gateway:
             log.error("engine rejected an admin command: reason %s", ev[13])
 
 
-def order_row(rec: OrderRec) -> list:
+def order_row(rec: OrderRec) -> tuple:
     """An order as journal data: ref, token, account, instrument, side, price, quantity,
     order id, stop price, working, session name, GTD expiry."""
-    return [
+    return (
         rec.ref, rec.token, rec.account_id, rec.instrument_id, rec.side, rec.price,
         rec.quantity, rec.order_id, rec.stop_price, rec.working, rec.session.name,  # type: ignore[union-attr]
         rec.expire,
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def split_frames(blob: bytes) -> list[bytes]:
