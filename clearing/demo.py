@@ -165,12 +165,36 @@ def _fixings(data_dir: Path, days: list[dt.date], products) -> dict[str, dict[dt
 
 
 # ----------------------------------------------------------------------------- trading
+async def _show_feed_book(md_port: int, what: tuple[int, str, object]) -> None:
+    """Subscribe to the market data feed and print one instrument's book from its snapshot."""
+    from exchange.bookbuilder import FeedClient
+    from exchange.engine.abi import Side
+
+    iid, symbol, spec = what
+    feed = FeedClient("127.0.0.1", md_port)
+    await feed.sync(1)
+    book = feed.builder.book(iid)
+    bids, asks = book.levels(Side.BUY)[:4], book.levels(Side.SELL)[:4]
+    print(f"    market data feed (port {md_port}), {symbol} aggregated book:")
+    print(
+        f"      {'orders':>6} {'bid qty':>8} {'bid':>8} | {'ask':<8} {'ask qty':<8} {'orders':<6}"
+    )
+    for k in range(max(len(bids), len(asks))):
+        b = bids[k] if k < len(bids) else None
+        a = asks[k] if k < len(asks) else None
+        left = f"{b[2]:>6} {b[1]:>8} {spec.format_price(b[0]):>8}" if b else " " * 24
+        right = f"{spec.format_price(a[0]):<8} {a[1]:<8} {a[2]:<6}" if a else ""
+        print(f"      {left} | {right}")
+    await feed.close()
+
+
 async def _trade_day(
     server: ServerProcess,
     fair: dict[int, int],
     by_product: dict[str, list[int]],
     rng: random.Random,
     crash: bool,
+    show_book: tuple[int, str, object] | None = None,
 ) -> tuple[object, str | None, bool]:
     """One day's order flow; with ``crash`` the gateway is SIGKILLed and restarted midway."""
     from clearing.demo_traders import (
@@ -188,6 +212,8 @@ async def _trade_day(
     await p.settle_down()
     hedge_and_speculate(p, fair, rng, by_product)
     await p.settle_down()
+    if show_book:
+        await _show_feed_book(server.port + 1, show_book)
     live_digest = None
     replay_ok = True
     if crash:
@@ -304,8 +330,12 @@ def run_demo(args: argparse.Namespace) -> int:
             fair[c.instrument_id] = scaled_to_ticks(value, INDEX_SCALE, c.product.tick_size)
         server = ServerProcess(data_dir, access, day)
         server.start()
+        show = None
+        if day == days[0]:
+            front = next(c for c in live if c.product.code == "H100")
+            show = (front.instrument_id, front.symbol, front.product)
         flow, live_digest, replay_ok = asyncio.run(
-            _trade_day(server, fair, by_product, rng, crash=day == crash_day)
+            _trade_day(server, fair, by_product, rng, crash=day == crash_day, show_book=show)
         )
         if day == crash_day:
             verify = subprocess.run(
