@@ -66,13 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
     dd = DataDir.open(Path(args.data_dir), create=True)
     lock = dd.lock()
     journal = Journal(dd.journal_dir, policy)  # cuts a torn tail (logged)
-    rec = recover_venue(dd, journal)
     day = trade_date.isoformat()
-    if rec.day is not None and rec.day.trade_date > day:
-        raise FlopexError(
-            f"--trade-date {day}: the data directory has already traded "
-            f"{rec.day.trade_date}; refusing to go back in time"
-        )
+    rec = recover_venue(dd, journal, day)
     same_day = rec.day is not None and rec.day.trade_date == day
     gw = build_gateway(
         access,

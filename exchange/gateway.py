@@ -490,6 +490,8 @@ class Gateway:
         a sequenced, journaled command. When a SESSION_CLOSE leaves every instrument
         CLOSED, the trading day is closed (close record, End of Session). Returns how many
         were queued. O(len(cmds))."""
+        if self.closed:
+            return 0  # the trading day is over: a later day's schedule is not this one's
         n = 0
         session_closed = False
         for c in cmds:

@@ -150,13 +150,15 @@ class Recovery:
     tradelog_rows: int = 0  # trade-log rows rewritten from the journal tail
 
 
-def recover_venue(dd: Any, journal: Any) -> Recovery:
+def recover_venue(dd: Any, journal: Any, trade_date: str | None = None) -> Recovery:
     """Rebuild the engine and the gateway's state: newest snapshot + journal tail.
 
     ``journal`` is open for writing (its torn tail, including an incomplete commit, is
     already cut). The trade log of the last journaled day is reconciled with the journal:
     cut back to the snapshot's size and the tail's fills rewritten, so it holds exactly
     the committed trades, byte for byte what ``flopex journal tradelog`` regenerates.
+    With ``trade_date`` (YYYY-MM-DD), a journal that already traded a later day is refused
+    (FlopexError) before anything is written.
     O(snapshot + journal tail)."""
     from exchange.cli_journal import EngineReplay
     from exchange.engine.abi import Side
@@ -225,6 +227,11 @@ def recover_venue(dd: Any, journal: Any) -> Recovery:
     )
     out.engine, out.day, out.events = rep.engine, rep.day, rep.events
     out.replayed, out.last_seq = res.replayed, journal.next_seq - 1
+    if out.day is not None and trade_date is not None and out.day.trade_date > trade_date:
+        raise FlopexError(
+            f"--trade-date {trade_date}: the data directory has already traded "
+            f"{out.day.trade_date}; refusing to go back in time"
+        )
     if out.day is not None and out.image is not None:
         out.tradelog_rows = _reconcile_tradelog(dd.root, out.day, out.image, fills)
     return out
