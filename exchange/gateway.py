@@ -155,7 +155,7 @@ class Gateway:
         self._touched: list[Session] | None = None
         self._j_blocked: set[int] = set()
         self._j_closed = False
-        self._j_status = dict(self.status)
+        self._status_changed = False  # an instrument state changed since the last note
 
     # --- sessions ----------------------------------------------------------------------
     def session_for(self, login: Login) -> Session:
@@ -640,8 +640,8 @@ class Gateway:
         if self.closed != self._j_closed:
             self._j_closed = self.closed
             note["c"] = [self.closed, str(self.close_path) if self.close_path else None]
-        if self.status != self._j_status:
-            self._j_status = dict(self.status)
+        if self._status_changed:
+            self._status_changed = False
             note["st"] = [[k, v] for k, v in self.status.items()]
         if not note:
             return None
@@ -713,7 +713,7 @@ class Gateway:
         self.status.update(image.status)
         self._j_blocked = set(self.risk.blocked)
         self._j_closed = self.closed
-        self._j_status = dict(self.status)
+        self._status_changed = False
         self.sequencer.last_ts = max(self.sequencer.last_ts, image.ts)
 
     # --- events ------------------------------------------------------------------------
@@ -765,6 +765,7 @@ class Gateway:
         elif et == _E_STATUS:
             iid, state = ev[5], ev[10]
             self.status[iid] = state
+            self._status_changed = True
             wire = STATUS_TO_WIRE[state]
             for s in self.sessions.values():
                 if s.status_sent:

@@ -157,11 +157,15 @@ def list_segments(journal_dir: Path) -> list[tuple[int, Path]]:
     return out
 
 
+_HEAD16 = struct.Struct("<HBBIQ")
+_CRC = struct.Struct("<I")
+
+
 def encode_record(rtype: int, seq: int, payload: bytes | memoryview, flags: int = 0) -> bytes:
-    """One framed record: header (with CRC32) + payload."""
-    head = struct.pack("<HBBIQ", RECORD_MAGIC, rtype, flags, len(payload), seq)
+    """One framed record: header (with CRC32) + payload. O(len(payload))."""
+    head = _HEAD16.pack(RECORD_MAGIC, rtype, flags, len(payload), seq)
     crc = zlib.crc32(payload, zlib.crc32(head))
-    return head + struct.pack("<I", crc) + bytes(payload)
+    return b"".join((head, _CRC.pack(crc), payload))
 
 
 def _record_ok(data: bytes, pos: int) -> bool:
