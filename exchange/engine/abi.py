@@ -92,13 +92,16 @@ class EventType(IntEnum):
     STATUS = 8  # instrument status changed: qty = new InstrumentStatus
     REFERENCE = 9  # reference price set: price = new reference
     MASS_CANCEL_DONE = 10  # end of MASS_CANCEL / SESSION_CLOSE / EXPIRE_GTD: qty = count
+    #: pre-open indicative opening price changed: price = IOP (0 = no cross), qty = matched
+    #: volume, side = imbalance side (0 = none), leaves = imbalance quantity
+    INDICATIVE_PRICE = 11
 
 
 class RejectReason(IntEnum):
     NONE = 0
     UNKNOWN_INSTRUMENT = 1
     MARKET_CLOSED = 2
-    MARKET_PRE_OPEN = 3
+    MARKET_PRE_OPEN = 3  # order type / TIF not accepted in pre-open (market, IOC, FOK, ...)
     INSTRUMENT_HALTED = 4
     INVALID_SIDE = 5
     INVALID_ORDER_TYPE = 6

@@ -87,6 +87,7 @@ def snapshot(st: EngineState) -> dict[str, Any]:
             "status": int(row[K.I_STATUS]),
             "reference": int(row[K.I_REF]),
             "last": int(row[K.I_LAST]) if row[K.I_HAS_LAST] else None,
+            "iop": tuple(int(x) for x in row[K.I_IOP : K.I_IOP + 4]),
             "bids": agg(bids),
             "asks": agg(asks),
             "bid_orders": orders(bids),
@@ -102,8 +103,9 @@ def validate(st: EngineState) -> None:
 
     Linked lists are symmetric and end at head/tail; counts and visible totals match the
     orders; a level's bitmap bit is set iff it has orders; cached best prices are the
-    extreme non-empty levels; resting books are not crossed; every live order is linked
-    exactly once on the level its price says; free-list slots are free and unique.
+    extreme non-empty levels; books of OPEN instruments are not crossed (pre-open may
+    cross); every live order is linked exactly once on the level its price says;
+    free-list slots are free and unique.
     """
     O, LV, LVT = st.O, st.LV, st.LVT
     cap = O.shape[0]
@@ -148,8 +150,8 @@ def validate(st: EngineState) -> None:
                     total += int(O[s, K.F_SHOWN])
                     prev = s
                 assert total == int(LVT[L]), f"level {idx + mn} total"
-        if bests[0] >= 0 and bests[1] >= 0:
-            assert bests[0] < bests[1], "crossed book at rest"
+        if bests[0] >= 0 and bests[1] >= 0 and int(row[K.I_STATUS]) == K.ST_OPEN:
+            assert bests[0] < bests[1], "crossed book while open"
     count = int(st.S[K.S_FREE_COUNT])
     free = []
     s = int(st.S[K.S_FREE_HEAD])

@@ -66,7 +66,8 @@ I_STATUS = 14
 I_LAST = 15
 I_HAS_LAST = 16
 I_BEST = 17  # 17..20: best index per book (-1 = empty)
-N_IFIELDS = 21
+I_IOP = 21  # 21..24: last published indicative opening price, volume, imbalance side, qty
+N_IFIELDS = 25
 
 # ---- engine scalars
 S_MATCH_ID = 0
@@ -84,12 +85,14 @@ S_SW_UREF = 11
 S_SW_TOKEN = 12
 S_NEED = 13
 S_FREE_HEAD = 14  # first free slot (-1 = none); free slots chain through F_NEXT
+S_AUC_PRICE = 15  # opening auction paused mid-uncross: its price
 N_SFIELDS = 16
 
 PEND_NONE = 0
 PEND_AGGRESS = 1
 PEND_TRIGGERS = 2
 PEND_SWEEP = 3
+PEND_AUCTION = 4
 
 # ---- books
 B_BID = 0
@@ -122,6 +125,7 @@ TIF_FOK = 5
 SMP_RESTING = 1
 SMP_INCOMING = 2
 SMP_BOTH = 3
+ST_PRE_OPEN = 1
 ST_OPEN = 2
 E_ACCEPTED = 1
 E_REJECTED = 2
@@ -133,6 +137,7 @@ E_LEVEL = 7
 E_STATUS = 8
 E_REFERENCE = 9
 E_MASS_DONE = 10
+E_INDICATIVE = 11
 R_UNKNOWN_INSTRUMENT = 1
 R_MARKET_CLOSED = 2
 R_MARKET_PRE_OPEN = 3
@@ -861,6 +866,224 @@ def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
     return ne, False
 
 
+# ========================================================= opening auction
+@njit(**INLINE)
+def _level_volume(O, LV, INST, i, book, idx):
+    """Whole open quantity at a level: visible plus hidden iceberg quantity; O(orders)."""
+    total = np.int64(0)
+    r = LV[0, _level(INST, i, book, idx)]
+    while r >= 0:
+        total += np.int64(O[r, F_SHOWN]) + O[r, F_HIDDEN]
+        r = O[r, F_NEXT]
+    return total
+
+
+@njit(**JIT)
+def _equilibrium(O, LV, INST, i):
+    """The call auction's (price, volume, imbalance side, imbalance qty); see
+    ``reference.equilibrium``. Volume 0 = the book is not crossed (all four are 0).
+    Cost: O(orders in the crossed range + ticks in it)."""
+    zero = np.int64(0)
+    bb = INST[i, I_BEST + B_BID]
+    ba = INST[i, I_BEST + B_ASK]
+    if bb < 0 or ba < 0 or bb < ba:
+        return zero, zero, zero, zero
+    mn = INST[i, I_MIN]
+    ref = INST[i, I_REF]
+    demand = np.int64(0)
+    for idx in range(ba, bb + 1):
+        demand += _level_volume(O, LV, INST, i, B_BID, idx)
+    supply = np.int64(0)
+    best_p = np.int64(-1)
+    best_v = np.int64(-1)
+    best_imb = np.int64(0)
+    best_dist = np.int64(0)
+    for idx in range(ba, bb + 1):
+        supply += _level_volume(O, LV, INST, i, B_ASK, idx)
+        v = min(demand, supply)
+        imb = demand - supply
+        p = idx + mn
+        dist = abs(p - ref)
+        if (
+            v > best_v
+            or (v == best_v and abs(imb) < abs(best_imb))
+            or (v == best_v and abs(imb) == abs(best_imb) and dist < best_dist)
+        ):
+            best_p = p
+            best_v = v
+            best_imb = imb
+            best_dist = dist
+        demand -= _level_volume(O, LV, INST, i, B_BID, idx)
+    side = np.int64(BUY) if best_imb > 0 else (np.int64(SELL) if best_imb < 0 else zero)
+    return best_p, best_v, side, abs(best_imb)
+
+
+@njit(**JIT)
+def _publish_iop(E, ne, O, LV, INST, i, ts):
+    """In pre-open, emit INDICATIVE_PRICE when the equilibrium differs from the last one."""
+    if INST[i, I_STATUS] != ST_PRE_OPEN:
+        return ne
+    p, v, side, imb = _equilibrium(O, LV, INST, i)
+    if (
+        p == INST[i, I_IOP]
+        and v == INST[i, I_IOP + 1]
+        and side == INST[i, I_IOP + 2]
+        and imb == INST[i, I_IOP + 3]
+    ):
+        return ne
+    INST[i, I_IOP] = p
+    INST[i, I_IOP + 1] = v
+    INST[i, I_IOP + 2] = side
+    INST[i, I_IOP + 3] = imb
+    return _emit(
+        E, ne, E_INDICATIVE, ts, _U0, _U0, 0, INST[i, I_ID], 0, side, 0, p, v, imb, 0, 0, 0
+    )
+
+
+@njit(**INLINE)
+def _after_auction_fill(O, LV, LVT, BM, INST, S, i, book, idx, r):
+    """A filled visible slice: refresh an iceberg to the back of its level, or free r."""
+    if O[r, F_SHOWN] != 0:
+        return
+    h = O[r, F_HIDDEN]
+    if h > 0:
+        d = min(O[r, F_DISPLAY], h)
+        L = _level(INST, i, book, idx)
+        if LV[1, L] != r:
+            _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
+            O[r, F_SHOWN] = d
+            O[r, F_HIDDEN] = h - d
+            _link_tail(O, LV, LVT, BM, INST, i, book, idx, r)
+        else:
+            O[r, F_SHOWN] = d
+            O[r, F_HIDDEN] = h - d
+            LVT[L] += d
+    else:
+        _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
+        _free_slot(O, S, r)
+
+
+@njit(**JIT)
+def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
+    """Uncross at ``price`` (reference._open): head of the best bid against head of the
+    best ask while both cross ``price``. Returns (events, paused); when paused the
+    position is saved in S. Cost: O(fills + levels emptied)."""
+    cap = E.shape[0]
+    pidx = price - INST[i, I_MIN]
+    while True:
+        bb = INST[i, I_BEST + B_BID]
+        ba = INST[i, I_BEST + B_ASK]
+        if bb < 0 or ba < 0 or bb < pidx or ba > pidx:
+            break
+        if cap - ne < MARGIN:
+            S[S_PEND_KIND] = PEND_AUCTION
+            S[S_PEND_INST] = i
+            S[S_PEND_TS] = ts
+            S[S_PEND_SLOT] = cur_b
+            S[S_PEND_CUR] = cur_a
+            S[S_AUC_PRICE] = price
+            return ne, True
+        if cur_b >= 0 and cur_b != bb:
+            ne = _emit_level(E, ne, LV, LVT, INST, i, B_BID, cur_b, ts)
+        cur_b = bb
+        if cur_a >= 0 and cur_a != ba:
+            ne = _emit_level(E, ne, LV, LVT, INST, i, B_ASK, cur_a, ts)
+        cur_a = ba
+        Lb = _level(INST, i, B_BID, bb)
+        La = _level(INST, i, B_ASK, ba)
+        b = LV[0, Lb]
+        a = LV[0, La]
+        qty = min(np.int64(O[b, F_SHOWN]), np.int64(O[a, F_SHOWN]))
+        mid = S[S_MATCH_ID]
+        S[S_MATCH_ID] = mid + 1
+        INST[i, I_LAST] = price
+        INST[i, I_HAS_LAST] = 1
+        O[b, F_SHOWN] -= qty
+        O[a, F_SHOWN] -= qty
+        LVT[Lb] -= qty
+        LVT[La] -= qty
+        ne = _emit_order(
+            E,
+            ne,
+            O,
+            INST,
+            b,
+            E_TRADE,
+            ts,
+            _U0,
+            price,
+            qty,
+            np.int64(O[b, F_SHOWN]) + O[b, F_HIDDEN],
+            mid,
+            0,
+            0,
+        )
+        ne = _emit_order(
+            E,
+            ne,
+            O,
+            INST,
+            a,
+            E_TRADE,
+            ts,
+            _U0,
+            price,
+            qty,
+            np.int64(O[a, F_SHOWN]) + O[a, F_HIDDEN],
+            mid,
+            0,
+            0,
+        )
+        _after_auction_fill(O, LV, LVT, BM, INST, S, i, B_BID, bb, b)
+        _after_auction_fill(O, LV, LVT, BM, INST, S, i, B_ASK, ba, a)
+    if cur_b >= 0:
+        ne = _emit_level(E, ne, LV, LVT, INST, i, B_BID, cur_b, ts)
+    if cur_a >= 0:
+        ne = _emit_level(E, ne, LV, LVT, INST, i, B_ASK, cur_a, ts)
+    return ne, False
+
+
+@njit(**JIT)
+def _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i):
+    """SET_STATUS (valid status): STATUS event; to OPEN: the opening auction, then stop
+    triggers; to PRE_OPEN: publish the indicative price. Returns (events, paused)."""
+    ts = c.timestamp
+    status = np.int64(c.status)
+    INST[i, I_STATUS] = status
+    ne = _emit(
+        E,
+        ne,
+        E_STATUS,
+        ts,
+        c.user_ref,
+        c.client_token,
+        0,
+        c.instrument_id,
+        c.account,
+        0,
+        0,
+        0,
+        status,
+        0,
+        0,
+        0,
+        0,
+    )
+    if status == ST_OPEN:
+        p, v, _side, _imb = _equilibrium(O, LV, INST, i)
+        for f in range(I_IOP, I_IOP + 4):
+            INST[i, f] = 0
+        if v == 0:
+            return ne, False
+        ne, paused = _auction(E, ne, O, LV, LVT, BM, INST, S, i, p, -1, -1, ts)
+        if paused:
+            return ne, True
+        if INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0:
+            return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
+        return ne, False
+    return _publish_iop(E, ne, O, LV, INST, i, ts), False
+
+
 # ================================================================ commands
 @njit(**INLINE)
 def _reject(E, ne, c, reason):
@@ -897,7 +1120,7 @@ def _status_reason(st):
 @njit(**INLINE)
 def _validate_new(c, INST, S, i):
     st = INST[i, I_STATUS]
-    if st != ST_OPEN:
+    if st != ST_OPEN and st != ST_PRE_OPEN:
         return _status_reason(st)
     side = np.int64(c.side)
     otype = np.int64(c.order_type)
@@ -937,6 +1160,14 @@ def _validate_new(c, INST, S, i):
         r = _check_stop(INST, i, side, c.stop_price)
         if r != 0:
             return r
+    if st == ST_PRE_OPEN and (
+        otype == T_MARKET
+        or tif == TIF_IOC
+        or tif == TIF_FOK
+        or (c.flags & 1) != 0
+        or (otype == T_LIMIT and min_qty > 0)
+    ):
+        return R_MARKET_PRE_OPEN
     opp = B_ASK if side == BUY else B_BID
     if c.flags & 1:
         if otype != T_LIMIT or tif == TIF_IOC or tif == TIF_FOK or min_qty > 0:
@@ -1007,6 +1238,9 @@ def _new(E, ne, c, O, LV, LVT, BM, INST, S):
         book = B_BUY_STOP if side == BUY else B_SELL_STOP
         _link_tail(O, LV, LVT, BM, INST, i, book, c.stop_price - INST[i, I_MIN], slot)
         return ne, False
+    if INST[i, I_STATUS] == ST_PRE_OPEN:  # rests without matching
+        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, False, ts)
+        return _publish_iop(E, ne, O, LV, INST, i, ts), False
     needed = qty if tif == TIF_FOK else c.min_qty
     mid0 = S[S_MATCH_ID]
     ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
@@ -1042,6 +1276,8 @@ def _cancel(E, ne, c, O, LV, LVT, BM, INST, S):
     ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
         ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, c.timestamp)
+        if INST[i, I_STATUS] == ST_PRE_OPEN:
+            ne = _publish_iop(E, ne, O, LV, INST, i, c.timestamp)
     return ne
 
 
@@ -1053,7 +1289,7 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
         return _reject(E, ne, c, R_UNKNOWN_ORDER), False
     i = np.int64(O[slot, F_INST])
     st = INST[i, I_STATUS]
-    if st != ST_OPEN:
+    if st != ST_OPEN and st != ST_PRE_OPEN:
         return _reject(E, ne, c, _status_reason(st)), False
     qty = c.qty
     if qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]:
@@ -1103,13 +1339,17 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
         O[slot, F_SHOWN] = new_shown
         O[slot, F_HIDDEN] = qty - new_shown
         ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
-        return _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts), False
+        ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
+        return _publish_iop(E, ne, O, LV, INST, i, ts), False
     _unlink(O, LV, LVT, BM, INST, i, book, old_idx, slot)
     O[slot, F_PRICE] = new_price
     O[slot, F_SHOWN] = qty
     O[slot, F_HIDDEN] = 0
     ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
     ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
+    if st == ST_PRE_OPEN:  # moves in the book, never matches
+        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, False, ts)
+        return _publish_iop(E, ne, O, LV, INST, i, ts), False
     mid0 = S[S_MATCH_ID]
     ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, -1, ts)
     if st == 2:
@@ -1168,6 +1408,11 @@ def _sweep(E, ne, O, LV, LVT, BM, INST, S):
                     ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, now)
                 S[S_SW_COUNT] += n
                 idx = _scan_up(BM, w0, nw, idx + 1) if idx + 1 < nlev else -1
+        if INST[i, I_STATUS] == ST_PRE_OPEN:
+            if cap - ne < MARGIN:  # re-walking on resume is idempotent
+                S[S_PEND_KIND] = PEND_SWEEP
+                return ne, True
+            ne = _publish_iop(E, ne, O, LV, INST, i, now)
     ne = _emit(
         E,
         ne,
@@ -1200,7 +1445,13 @@ def _resume(E, ne, O, LV, LVT, BM, INST, S):
     S[S_PEND_KIND] = PEND_NONE
     i = S[S_PEND_INST]
     ts = S[S_PEND_TS]
-    if kind == PEND_AGGRESS:
+    if kind == PEND_AUCTION:
+        ne, paused = _auction(
+            E, ne, O, LV, LVT, BM, INST, S, i, S[S_AUC_PRICE], S[S_PEND_SLOT], S[S_PEND_CUR], ts
+        )
+        if paused:
+            return ne, True
+    elif kind == PEND_AGGRESS:
         slot = S[S_PEND_SLOT]
         ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, S[S_PEND_CUR], ts)
         if st == 2:
@@ -1238,30 +1489,11 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
         if t == C_STATUS:
             if c.status > 3:
                 return _reject(E, ne, c, R_INVALID_STATUS), False
-            INST[i, I_STATUS] = c.status
-            return _emit(
-                E,
-                ne,
-                E_STATUS,
-                c.timestamp,
-                c.user_ref,
-                c.client_token,
-                0,
-                c.instrument_id,
-                c.account,
-                0,
-                0,
-                0,
-                c.status,
-                0,
-                0,
-                0,
-                0,
-            ), False
+            return _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i)
         if c.price < INST[i, I_MIN] or c.price > INST[i, I_MAX]:
             return _reject(E, ne, c, R_PRICE_OUT_OF_BAND), False
         INST[i, I_REF] = c.price
-        return _emit(
+        ne = _emit(
             E,
             ne,
             E_REFERENCE,
@@ -1279,7 +1511,8 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
             0,
             0,
             0,
-        ), False
+        )
+        return _publish_iop(E, ne, O, LV, INST, i, c.timestamp), False
     return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
 
 
@@ -1288,6 +1521,7 @@ def _clear_scratch(S):
     """Zero the bookkeeping of finished work so equal books have equal state digests."""
     for f in range(S_PEND_SLOT, S_SW_TOKEN + 1):
         S[f] = 0
+    S[S_AUC_PRICE] = 0
 
 
 @njit(**JIT)

@@ -43,9 +43,12 @@ BUY, SELL = int(Side.BUY), int(Side.SELL)
 STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 _STATUS_REJECT = {
     InstrumentStatus.CLOSED: RejectReason.MARKET_CLOSED,
-    InstrumentStatus.PRE_OPEN: RejectReason.MARKET_PRE_OPEN,
     InstrumentStatus.HALTED: RejectReason.INSTRUMENT_HALTED,
 }
+#: Statuses in which NEW and REPLACE are accepted (pre-open: rest without matching).
+_ORDER_ENTRY = (InstrumentStatus.PRE_OPEN, InstrumentStatus.OPEN)
+#: The indicative opening price when the book is not crossed: (price, volume, side, imbalance).
+NO_IOP = (0, 0, 0, 0)
 #: CME pro-rata: an allocation smaller than this many lots is rounded to zero.
 PRO_RATA_MIN_ALLOCATION = 2
 
@@ -101,6 +104,7 @@ class Instrument:
     status: int
     reference: int
     last: int | None = None
+    iop: tuple[int, int, int, int] = NO_IOP  # last published indicative opening price
     bids: SortedDict = field(default_factory=SortedDict)
     asks: SortedDict = field(default_factory=SortedDict)
     buy_stops: SortedDict = field(default_factory=SortedDict)
@@ -326,6 +330,9 @@ class ReferenceBook:
                 return
             ins.status = status
             self._emit_cmd_ack(EventType.STATUS, c, qty=status)
+            if status == InstrumentStatus.OPEN:
+                self._open(ins)
+            self._publish_iop(ins)
         elif t == CmdType.SET_REFERENCE:
             ins = self._instrument(c)
             if ins is None:
@@ -336,6 +343,7 @@ class ReferenceBook:
                 return
             ins.reference = price
             self._emit_cmd_ack(EventType.REFERENCE, c, price=price)
+            self._publish_iop(ins)
         else:
             self._reject(RejectReason.UNKNOWN_COMMAND)
 
@@ -359,7 +367,7 @@ class ReferenceBook:
     # -------------------------------------------------------------------- NEW
     def _validate_new(self, ins: Instrument, c: Any) -> int:
         """The first reject reason for a NEW command, or NONE (checks in documented order)."""
-        if ins.status != InstrumentStatus.OPEN:
+        if ins.status not in _ORDER_ENTRY:
             return _STATUS_REJECT[InstrumentStatus(ins.status)]
         side, otype, tif = int(c["side"]), int(c["order_type"]), int(c["tif"])
         qty, display, min_qty = int(c["qty"]), int(c["display_qty"]), int(c["min_qty"])
@@ -393,6 +401,13 @@ class ReferenceBook:
             r = self._check_stop(ins, side, int(c["stop_price"]))
             if r:
                 return r
+        if ins.status == InstrumentStatus.PRE_OPEN and (
+            otype == OrderType.MARKET
+            or tif in (TimeInForce.IOC, TimeInForce.FOK)
+            or int(c["flags"]) & FLAG_POST_ONLY
+            or (otype == OrderType.LIMIT and min_qty > 0)
+        ):
+            return RejectReason.MARKET_PRE_OPEN
         if int(c["flags"]) & FLAG_POST_ONLY:
             if otype != OrderType.LIMIT or tif in (TimeInForce.IOC, TimeInForce.FOK) or min_qty > 0:
                 return RejectReason.INVALID_POST_ONLY
@@ -448,6 +463,10 @@ class ReferenceBook:
                 lvl = stops[o.stop_price] = Level()
             lvl.orders[slot] = o
             lvl.total += o.shown
+            return
+        if ins.status == InstrumentStatus.PRE_OPEN:  # rests without matching
+            self._finish(ins, o, False)
+            self._publish_iop(ins)
             return
         self._execute(ins, o)
         self._run_triggers(ins)
@@ -623,6 +642,124 @@ class ReferenceBook:
                 self._fill(ins, o, r, alloc)
         return False
 
+    # ------------------------------------------------------- opening auction
+    def _level_volume(self, book: SortedDict, price: int) -> int:
+        """Whole open quantity at ``price`` (visible plus hidden iceberg quantity)."""
+        lvl = book.get(price)
+        return 0 if lvl is None else sum(o.leaves for o in lvl.orders.values())
+
+    def equilibrium(self, ins: Instrument) -> tuple[int, int, int, int]:
+        """The call auction's price: ``(price, volume, imbalance side, imbalance qty)``.
+
+        Over every tick ``p`` from the best ask to the best bid (the crossed range),
+        demand ``D(p)`` = bids priced >= p and supply ``S(p)`` = asks priced <= p, counting
+        each order's whole open quantity (icebergs: displayed plus hidden). The price
+        maximises the executable volume ``min(D, S)``, then minimises ``|D - S|``, then is
+        closest to the reference price, then is the lower price. :data:`NO_IOP` (volume 0)
+        when the book is not crossed. Cost: O(orders in the crossed range + ticks in it).
+        """
+        bb, ba = ins.best(BUY), ins.best(SELL)
+        if bb is None or ba is None or bb < ba:
+            return NO_IOP
+        demand = sum(self._level_volume(ins.bids, p) for p in range(ba, bb + 1))
+        supply = 0
+        best: tuple[tuple[int, int, int, int], int, int] | None = None
+        for p in range(ba, bb + 1):
+            supply += self._level_volume(ins.asks, p)
+            vol, imb = min(demand, supply), demand - supply
+            key = (-vol, abs(imb), abs(p - ins.reference), p)
+            if best is None or key < best[0]:
+                best = (key, vol, imb)
+            demand -= self._level_volume(ins.bids, p)
+        assert best is not None
+        (_, _, _, price), vol, imb = best
+        side = BUY if imb > 0 else SELL if imb < 0 else 0
+        return price, vol, side, abs(imb)
+
+    def _publish_iop(self, ins: Instrument) -> None:
+        """In pre-open, emit INDICATIVE_PRICE when the equilibrium differs from the last one."""
+        if ins.status != InstrumentStatus.PRE_OPEN:
+            return
+        iop = self.equilibrium(ins)
+        if iop == ins.iop:
+            return
+        ins.iop = iop
+        price, vol, side, imb = iop
+        self._emit(
+            EventType.INDICATIVE_PRICE,
+            instrument_id=ins.cfg.instrument_id,
+            side=side,
+            price=price,
+            qty=vol,
+            leaves=imb,
+        )
+
+    def _open(self, ins: Instrument) -> None:
+        """Transition to OPEN: uncross the book by a call auction, then trigger stops.
+
+        Every bid priced at or above the equilibrium price ``P`` trades with every ask at or
+        below it, all at ``P``, in price-time priority on each side: the best bid level's
+        first order against the best ask level's first order, ``min`` of their visible
+        quantities per fill (an iceberg's next slice joins the back of its level, as in
+        continuous trading), until one side has nothing left at ``P`` or better. No
+        self-match prevention; TRADE events carry ``aggressor_side`` 0, buy side first.
+        LEVEL events: a level when the auction moves past it, then the last bid and ask
+        levels it acted on.
+        """
+        price, volume = self.equilibrium(ins)[:2]
+        ins.iop = NO_IOP
+        if volume == 0:
+            return
+        cur_b: int | None = None
+        cur_a: int | None = None
+        while True:
+            bb, ba = ins.best(BUY), ins.best(SELL)
+            if bb is None or ba is None or bb < price or ba > price:
+                break
+            if cur_b is not None and cur_b != bb:
+                self._emit_level(ins, BUY, cur_b)
+            cur_b = bb
+            if cur_a is not None and cur_a != ba:
+                self._emit_level(ins, SELL, cur_a)
+            cur_a = ba
+            b = next(iter(ins.bids[bb].orders.values()))
+            a = next(iter(ins.asks[ba].orders.values()))
+            self._auction_fill(ins, b, a, price)
+        if cur_b is not None:
+            self._emit_level(ins, BUY, cur_b)
+        if cur_a is not None:
+            self._emit_level(ins, SELL, cur_a)
+        self._run_triggers(ins)
+
+    def _auction_fill(self, ins: Instrument, b: Order, a: Order, price: int) -> None:
+        """One auction fill between the heads of the best bid and ask levels, at ``price``."""
+        qty = min(b.shown, a.shown)
+        match_id = self.next_match_id
+        self.next_match_id += 1
+        ins.last = price
+        for x in (b, a):
+            x.shown -= qty
+            ins.book(x.side)[x.price].total -= qty
+        for x in (b, a):
+            self._emit_order(
+                EventType.TRADE, x, price=price, qty=qty, leaves=x.leaves, match_id=match_id
+            )
+        for x in (b, a):
+            if x.shown > 0:
+                continue
+            book = ins.book(x.side)
+            lvl = book[x.price]
+            del lvl.orders[x.slot]
+            if x.hidden > 0:  # iceberg refresh: the new slice joins the back of the queue
+                x.shown = min(x.display, x.hidden)
+                x.hidden -= x.shown
+                lvl.orders[x.slot] = x
+                lvl.total += x.shown
+            else:
+                if not lvl.orders:
+                    del book[x.price]
+                self._free_order(x)
+
     # ---------------------------------------------------------------- stops
     def _run_triggers(self, ins: Instrument) -> None:
         """Trigger stops the last trade price has reached, one at a time, in trigger order.
@@ -671,6 +808,7 @@ class ReferenceBook:
         self._cancel(ins, o, CancelReason.USER, int(c["client_token"]))
         if not was_stop:
             self._emit_level(ins, side, price)
+            self._publish_iop(ins)
 
     def _replace(self, c: Any) -> None:
         o = self._lookup(int(c["order_id"]), int(c["account"]))
@@ -678,7 +816,7 @@ class ReferenceBook:
             self._reject(RejectReason.UNKNOWN_ORDER)
             return
         ins = self.instruments[o.inst]
-        if ins.status != InstrumentStatus.OPEN:
+        if ins.status not in _ORDER_ENTRY:
             self._reject(_STATUS_REJECT[InstrumentStatus(ins.status)])
             return
         qty = int(c["qty"])
@@ -729,12 +867,17 @@ class ReferenceBook:
             o.shown, o.hidden = new_shown, qty - new_shown
             self._emit_order(EventType.REPLACED, o, token, qty=qty, leaves=qty)
             self._emit_level(ins, o.side, o.price)
+            self._publish_iop(ins)
             return
         old_price = o.price
         self._unlink(ins, o)
         o.price, o.shown, o.hidden = new_price, qty, 0
         self._emit_order(EventType.REPLACED, o, token, qty=qty, leaves=qty)
         self._emit_level(ins, o.side, old_price)
+        if ins.status == InstrumentStatus.PRE_OPEN:  # moves in the book, never matches
+            self._finish(ins, o, False)
+            self._publish_iop(ins)
+            return
         stopped = self._aggress(ins, o)
         self._finish(ins, o, stopped)
         self._run_triggers(ins)
@@ -787,6 +930,7 @@ class ReferenceBook:
                     if n and not is_stop:
                         self._emit_level(ins, side, price)
                     count += n
+            self._publish_iop(ins)
         self._emit_cmd_ack(EventType.MASS_CANCEL_DONE, c, qty=count, reason=reason)
 
     # --------------------------------------------------------------- snapshot
@@ -804,6 +948,7 @@ class ReferenceBook:
                 "status": int(ins.status),
                 "reference": ins.reference,
                 "last": ins.last,
+                "iop": ins.iop,
                 "bids": [(p, lvl.total, len(lvl.orders)) for p, lvl in bids],
                 "asks": [(p, lvl.total, len(lvl.orders)) for p, lvl in asks],
                 "bid_orders": orders(lvl for _, lvl in bids),
@@ -818,7 +963,8 @@ class ReferenceBook:
         seen: set[int] = set()
         for ins in self.instruments:
             bb, ba = ins.best(BUY), ins.best(SELL)
-            assert bb is None or ba is None or bb < ba, f"crossed book {bb} >= {ba}"
+            if ins.status == InstrumentStatus.OPEN:  # only pre-open (and what follows) may cross
+                assert bb is None or ba is None or bb < ba, f"crossed book {bb} >= {ba}"
             for book, is_stop in (
                 (ins.bids, False),
                 (ins.asks, False),

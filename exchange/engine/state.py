@@ -25,6 +25,8 @@ from exchange.engine.config import InstrumentConfig
 
 #: Names of the state arrays, in the order ``kernel.process`` takes them (after C, E).
 ARRAY_NAMES: tuple[str, ...] = ("O", "LV", "LVT", "BM", "INST", "S")
+#: Width of ``INST`` before the indicative-price columns were appended (still loadable).
+_INST_FIELDS_BEFORE_AUCTION = 21
 
 
 @dataclass
@@ -52,6 +54,10 @@ class EngineState:
         if missing:
             raise FlopexError(f"engine snapshot: missing array {missing[0]}")
         st = cls(**{n: np.array(arrays[n], copy=True) for n in ARRAY_NAMES})
+        if st.INST.ndim == 2 and st.INST.shape[1] == _INST_FIELDS_BEFORE_AUCTION:
+            # snapshots from before the opening auction: no indicative price published yet
+            pad = np.zeros((st.INST.shape[0], K.N_IFIELDS - st.INST.shape[1]), dtype=np.int64)
+            st.INST = np.concatenate([st.INST, pad], axis=1)
         if st.O.dtype != np.int32 or st.O.ndim != 2 or st.O.shape[1] != K.N_OFIELDS:
             raise FlopexError("engine snapshot: array O has the wrong layout")
         if st.INST.ndim != 2 or st.INST.shape[1] != K.N_IFIELDS:

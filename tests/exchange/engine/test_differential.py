@@ -4,8 +4,10 @@ Hypothesis drives both books with the same random command streams — every comm
 order type, time in force, self-match instruction, edge prices (band and daily-limit
 edges, off-band), edge quantities, stale and foreign order ids, status changes — and
 requires identical event streams, identical book snapshots and valid internal state
-after every batch. The kernel runs with a tiny event buffer so that pausing and resuming
-mid-command is exercised all the time.
+after every batch. Pre-open sequences (orders resting crossed, cancels, replaces, sweeps and
+reference changes in pre-open, indicative prices) end in the opening auction. The kernel
+runs with a tiny event buffer so that pausing and resuming mid-command (an auction
+included) is exercised all the time.
 
 Default profile: 800 random streams of up to 50 steps (~40 s, part of ``make test``); the
 ``slow`` variant runs 3,000 streams of up to 80 steps (~4 min).
@@ -213,6 +215,23 @@ class Differential(RuleBasedStateMachine):
         if reopen:
             cmds.append({"cmd_type": CmdType.SET_STATUS, "instrument_id": iid, "status": 2})
         self.run(cmds)
+
+    @rule(
+        iid=st.sampled_from([A, A, B]),
+        cmds=st.lists(new_cmd(), min_size=1, max_size=8),
+        end=st.sampled_from([2, 2, 2, 1, 3]),
+    )
+    def pre_open_then_auction(self, iid: int, cmds: list[dict[str, int]], end: int) -> None:
+        """Pre-open, orders that may cross (rest unmatched), then usually the auction."""
+        pre = [{"cmd_type": CmdType.SET_STATUS, "instrument_id": iid, "status": 1}]
+        self.run(
+            pre + cmds + [{"cmd_type": CmdType.SET_STATUS, "instrument_id": iid, "status": end}]
+        )
+
+    @rule(iid=st.sampled_from([A, B]))
+    def pre_open(self, iid: int) -> None:
+        """Leave the instrument in pre-open so that later rules act on it there."""
+        self.run([{"cmd_type": CmdType.SET_STATUS, "instrument_id": iid, "status": 1}])
 
     @rule()
     def reopen_all(self) -> None:

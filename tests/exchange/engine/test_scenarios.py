@@ -408,10 +408,9 @@ def test_new_reference_price_moves_the_limits(book) -> None:
     [
         (InstrumentStatus.HALTED, RejectReason.INSTRUMENT_HALTED),
         (InstrumentStatus.CLOSED, RejectReason.MARKET_CLOSED),
-        (InstrumentStatus.PRE_OPEN, RejectReason.MARKET_PRE_OPEN),
     ],
 )
-def test_non_open_instrument_rejects_new_orders(book, status, reason) -> None:
+def test_closed_or_halted_instrument_rejects_new_orders(book, status, reason) -> None:
     book.process(cmd(CmdType.SET_STATUS, instrument_id=IID, status=status))
     ev = book.process(buy(1, 100))
     assert reasons(ev, EventType.REJECTED) == [reason]
