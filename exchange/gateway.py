@@ -381,7 +381,6 @@ class Gateway:
         rec = s.orders.get(r.orig_token)
         if rec is not None and rec.order_id == 0:
             self.flush()  # before the token is taken: a flush journals the token state
-            rec = s.orders.get(r.orig_token)
         if not s.take_token(r.token):
             self._reject(s, r.token, 0x55, RejectCode.TOKEN_NOT_INCREASING, 5)
             return
