@@ -191,3 +191,44 @@ def test_serve_with_the_clock_schedule_publishes_the_scheduled_status(tmp_path: 
         for iid in got
     }
     assert got and sum(got[i] != want[i] for i in got) <= len(got) // 10
+
+
+@pytest.mark.parametrize("engine", ["reference", "numba"])
+def test_the_opening_auction_fills_pre_open_orders_and_the_feed_shows_the_iop(
+    tmp_path: Path, engine: str
+) -> None:
+    # Arrange: a gateway whose feed publisher collects what it publishes
+    from exchange.bookbuilder import BookBuilder
+    from exchange.marketdata import FeedPublisher, FeedSink
+    from exchange.protocol import soupbintcp as soup
+
+    gw = build_gateway(ACCESS, TRADE_DATE, data_dir=tmp_path, engine=engine)
+    pub, builder = FeedPublisher(session="T"), BookBuilder()
+
+    class Sink(FeedSink):
+        def deliver(self, blob: bytes, next_seq: int) -> None:
+            for _, payload in soup.FrameDecoder().feed(blob):
+                builder.apply_payload(payload)
+
+    blob, _ = pub.snapshot_packets()
+    for _, payload in soup.FrameDecoder().feed(blob):
+        builder.apply_payload(payload)
+    pub.sinks.append(Sink())
+    gw.sequencer.event_listeners.append(pub.publish_events)
+    a, b = gw.session_for(ACCESS.logins["alice"]), gw.session_for(ACCESS.logins["bob"])
+    # Act: crossing orders in pre-open, then the open
+    _apply(gw, ("PRE_OPEN", H100Z26))
+    gw.sequencer.publish()
+    _enter(gw, a, 1)  # buy 1 @ 2.800
+    _enter(gw, b, 1, side="S", account="BOB")  # sell 1 @ 2.800
+    gw.sequencer.publish()
+    iop = builder.book(H100Z26).indicative
+    _apply(gw, ("OPEN", H100Z26))
+    gw.sequencer.publish()
+    # Assert: accepted and resting in pre-open, the IOP published, one auction fill
+    assert isinstance(_messages(a)[0], m.Accepted) and isinstance(_messages(b)[0], m.Accepted)
+    assert iop is not None and iop[:2] == (2800, 1)
+    fills = [x for x in _messages(a) + _messages(b) if isinstance(x, m.Executed)]
+    assert [(x.price, x.quantity) for x in fills] == [(2800, 1), (2800, 1)]
+    assert fills[0].match_id == fills[1].match_id
+    assert [(t.price, t.qty, t.aggressor_side) for t in builder.trades] == [(2800, 1, 0)]
