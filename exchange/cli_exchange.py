@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     gw.sequencer.events = rec.events
     gj = GatewayJournal(
         gw, dd, policy, snapshot_every=args.snapshot_every, journal=journal,
-        last_note=rec.day, gseq=rec.gseq,
+        last_note=rec.day, gseq=rec.gseq, background=True,
     )  # fmt: skip
     if same_day:
         assert rec.image is not None

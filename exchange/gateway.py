@@ -204,7 +204,7 @@ class Gateway:
         self.flush()
         d = self.durable
         if d is not None and d.snapshot_due and not self._entries:
-            d.snapshot()
+            d.snapshot(background=d.background)
 
     def commit_outputs(self) -> None:
         """Journal messages appended outside a batch (initial Trading Status at login)

@@ -639,9 +639,11 @@ class GatewayJournal:
     all-or-nothing on recovery (commit groups, see ``FLAG_COMMIT_END``).
 
     Every ``snapshot_every`` commands (0 = never) the gateway, between batches, calls
-    :meth:`snapshot`; :meth:`close` writes a last one. A snapshot holds the engine arrays,
-    the sequencer counters, the gateway's state (``Gateway.export_state``), the number of
-    the last gateway note it includes and the trade log's size.
+    :meth:`snapshot` (written by a worker thread with ``background``, so the event loop
+    only pays for copying the state); :meth:`close` waits for it and writes a last one.
+    A snapshot holds the engine arrays, the sequencer counters, the gateway's state
+    (``Gateway.export_state``), the number of the last gateway note it includes and the
+    trade log's size.
     """
 
     def __init__(
@@ -655,6 +657,7 @@ class GatewayJournal:
         journal: Journal | None = None,
         last_note: DayNote | bool | None = False,
         gseq: int = 0,
+        background: bool = False,
     ) -> None:
         self.gateway = gateway
         self.datadir = datadir
@@ -662,6 +665,9 @@ class GatewayJournal:
         self.snapshot_every = snapshot_every
         self.extra_meta = extra_meta  # callable -> dict merged into snapshot metadata
         self.snapshot_due = False
+        self.background = background  # periodic snapshots written by a worker thread
+        self._pool: Any = None
+        self._writer: Any = None  # the background snapshot being written (a Future)
         self.gseq = gseq  # number of the last gateway note written
         self._since_snapshot = 0
         engine = gateway.sequencer.engine
@@ -706,11 +712,18 @@ class GatewayJournal:
         """Timer duty for the ``interval`` policy: fsync when the interval is up."""
         self.journal.maybe_sync()
 
-    def snapshot(self) -> Path | None:
+    def snapshot(self, background: bool = False) -> Path | None:
         """Write a snapshot of the state after every command committed so far (call between
-        batches: nothing pending in the gateway)."""
+        batches: nothing pending in the gateway).
+
+        The state is copied here, on the caller's thread (the engine arrays: one memcpy).
+        With ``background`` the file is written, hashed and fsynced by a worker thread
+        while the gateway goes on (returns None; a snapshot still being written makes this
+        one wait for the next due point); otherwise it is written before returning."""
         from exchange.snapshot import ENGINE_PREFIX, write_snapshot
 
+        if background and self._writer is not None and not self._writer.done():
+            return None  # the previous snapshot is still being written: try again later
         self.snapshot_due = False
         self._since_snapshot = 0
         gw = self.gateway
@@ -732,10 +745,38 @@ class GatewayJournal:
                 meta["tradelog_bytes"] = gw.tradelog.size()
         if self.extra_meta is not None:
             meta.update(self.extra_meta())
-        return write_snapshot(self.datadir.snapshot_dir, self.journal.next_seq - 1, arrays, meta)
+        seq = self.journal.next_seq - 1
+        if not background:
+            return write_snapshot(self.datadir.snapshot_dir, seq, arrays, meta)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="flopex-snapshot")
+        self._writer = self._pool.submit(self._write_logged, seq, arrays, meta)
+        return None
+
+    def _write_logged(self, seq: int, arrays: dict, meta: dict) -> Path | None:
+        """Worker thread: write one snapshot; a failure is logged (the journal still holds
+        everything, recovery just replays more of it)."""
+        from exchange.snapshot import write_snapshot
+
+        try:
+            return write_snapshot(self.datadir.snapshot_dir, seq, arrays, meta)
+        except Exception:
+            log.exception("snapshot at sequence %d failed; the journal has everything", seq)
+            return None
+
+    def wait_snapshot(self) -> Path | None:
+        """Wait for a background snapshot being written; its path (None if none/failed)."""
+        w = self._writer
+        return w.result() if w is not None else None
 
     def close(self, snapshot: bool = True) -> None:
         """Snapshot (unless told not to) and close the journal durably."""
+        self.wait_snapshot()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if snapshot:
             self.snapshot()
         self.journal.close()

@@ -135,3 +135,31 @@ def test_a_recovered_gateway_equals_the_one_that_never_stopped(ops) -> None:
         assert _state(back) == live
         tl = (root / "tradelog" / f"{TRADE_DATE.isoformat()}.csv").read_bytes()
         assert tl == regenerate_tradelog(root, TRADE_DATE)
+
+
+def test_a_background_snapshot_holds_the_state_when_it_was_taken(tmp_path: Path) -> None:
+    # Arrange: a journaled gateway writing its snapshots from a worker thread
+    root = tmp_path / "d"
+    dd = DataDir.open(root, create=True)
+    gw = build_gateway(ACCESS, TRADE_DATE, data_dir=root, engine=_small_engine())
+    gj = GatewayJournal(gw, dd, SyncPolicy("off"), background=True)
+    s = gw.session_for(ACCESS.logins["alice"])
+
+    def enter(tok: int) -> None:
+        order = m.EnterOrder(tok, H100Z26, ord("B"), ord("L"), ord("0"), 2799, 1, account="ALICE")
+        gw.on_message(s, m.encode_inbound(order))
+        gw.flush()
+
+    for tok in (1, 2, 3):
+        enter(tok)
+    # Act: snapshot in the background, keep trading while it is written
+    returned = gj.snapshot(background=True)
+    enter(4)
+    path = gj.wait_snapshot()
+    live = _state(gw)
+    gj.journal.close()
+    gw.tradelog.close()
+    # Assert: the snapshot is the state after command 3; snapshot + tail = the live state
+    assert returned is None and path is not None and path.name == f"{3:020d}.snap"
+    back = _restart(root)
+    assert _state(back) == live
