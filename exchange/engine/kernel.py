@@ -380,7 +380,7 @@ def _unlink(O, LV, LVT, BM, INST, i, book, idx, slot):
 @njit(**INLINE)
 def _book_idx(O, INST, slot):
     """(book, level index) where a linked order sits."""
-    i = O[slot, F_INST]
+    i = np.int64(O[slot, F_INST])
     side = O[slot, F_FLAGS] & 3
     t = (O[slot, F_FLAGS] >> 2) & 7
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -783,7 +783,7 @@ def _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts):
     best = _best_price(INST, i, B_ASK if side == BUY else B_BID)
     st = 0
     if best >= 0 and _crosses(side, np.int64(O[slot, F_PRICE]), best):
-        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, -1, ts)
+        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, np.int64(-1), ts)
         if st == 2:
             return ne, True
     ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
@@ -812,7 +812,7 @@ def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
             S[S_PEND_INST] = i
             S[S_PEND_TS] = ts
             return ne, True
-        slot = LV[0, _level(INST, i, book, b)]
+        slot = np.int64(LV[0, _level(INST, i, book, b)])
         _unlink(O, LV, LVT, BM, INST, i, book, b, slot)
         leaves = np.int64(O[slot, F_SHOWN])
         ne = _emit_order(
@@ -1075,7 +1075,7 @@ def _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i):
             INST[i, f] = 0
         if v == 0:
             return ne, False
-        ne, paused = _auction(E, ne, O, LV, LVT, BM, INST, S, i, p, -1, -1, ts)
+        ne, paused = _auction(E, ne, O, LV, LVT, BM, INST, S, i, p, np.int64(-1), np.int64(-1), ts)
         if paused:
             return ne, True
         if INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0:
@@ -1271,7 +1271,7 @@ def _cancel(E, ne, c, O, LV, LVT, BM, INST, S):
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER)
-    i = O[slot, F_INST]
+    i = np.int64(O[slot, F_INST])
     book, idx = _book_idx(O, INST, slot)
     ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
@@ -1351,7 +1351,7 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
         ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, False, ts)
         return _publish_iop(E, ne, O, LV, INST, i, ts), False
     mid0 = S[S_MATCH_ID]
-    ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, -1, ts)
+    ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, np.int64(-1), ts)
     if st == 2:
         return ne, True
     ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
@@ -1538,7 +1538,7 @@ def process(C, E, O, LV, LVT, BM, INST, S):
     and cancels, plus O(fills) for aggressive orders.
     """
     cap = E.shape[0]
-    ne = 0
+    ne = np.int64(0)
     S[S_NEED] = 0
     if S[S_PEND_KIND] != PEND_NONE:
         if cap < MARGIN:
