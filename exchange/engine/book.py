@@ -230,7 +230,7 @@ class MatchingEngine:
         return self._one_cmd(CmdType.EXPIRE_GTD, instrument_id=instrument_id, timestamp=timestamp)
 
     def set_status(self, instrument_id: int, status: int, *, timestamp: int = 0) -> np.ndarray:
-        """Open / halt / pre-open / close one instrument."""
+        """Open / halt / pre-open / close one instrument (to OPEN: the opening auction)."""
         return self._one_cmd(
             CmdType.SET_STATUS, instrument_id=instrument_id, status=status, timestamp=timestamp
         )
@@ -247,6 +247,15 @@ class MatchingEngine:
         from exchange.engine.inspect import snapshot
 
         return snapshot(self.state)
+
+    def indicative_price(self, instrument_id: int) -> tuple[int, int, int, int]:
+        """The last published indicative opening price of a pre-open instrument:
+        ``(price, volume, imbalance side, imbalance qty)``, all 0 when there is none
+        (e.g. for a market-data snapshot to late joiners). O(instruments)."""
+        rows = np.flatnonzero(self.state.INST[:, K.I_ID] == instrument_id)
+        if len(rows) == 0:
+            raise FlopexError(f"instrument_id: {instrument_id} is not configured")
+        return tuple(int(x) for x in self.state.INST[rows[0], K.I_IOP : K.I_IOP + 4])  # type: ignore[return-value]
 
     def validate(self) -> None:
         """Check every internal invariant; raises AssertionError on the first broken one."""

@@ -116,6 +116,26 @@ def test_state_restored_in_pre_open_opens_exactly_like_the_original() -> None:
     assert "TRADE" in kinds(ev)
 
 
+def test_indicative_price_reads_the_last_published_one() -> None:
+    pre, opening = _pre_open_then_open()
+    eng = MatchingEngine(CONFIGS, 64)
+    ev = eng.process(pre)
+    last = ev[ev["event_type"] == EventType.INDICATIVE_PRICE][-1]
+    assert eng.indicative_price(IID) == (
+        int(last["price"]),
+        int(last["qty"]),
+        int(last["side"]),
+        int(last["leaves"]),
+    )
+    eng.process(opening)
+    assert eng.indicative_price(IID) == (0, 0, 0, 0)
+
+
+def test_indicative_price_of_an_unknown_instrument_is_a_one_line_error() -> None:
+    with pytest.raises(FlopexError, match="instrument_id: 999"):
+        MatchingEngine(CONFIGS, 64).indicative_price(999)
+
+
 def test_snapshot_from_before_the_auction_columns_still_loads() -> None:
     eng = MatchingEngine(CONFIGS, 64)
     eng.process(random_stream(300, seed=9))
