@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +196,18 @@ class DirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def numbered_files(directory: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
+    """``(number, path)`` of the files in ``directory`` whose name matches ``pattern``
+    (group 1 = the decimal number: a journal segment's first sequence, a snapshot's
+    sequence), ascending. A missing directory has none. O(files)."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for p in directory.iterdir():
+        m = pattern.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    out.sort()
+    return out

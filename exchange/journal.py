@@ -52,7 +52,7 @@ import msgspec
 import numpy as np
 
 from contracts.errors import FlopexError
-from exchange.datadir import fsync_dir
+from exchange.datadir import fsync_dir, numbered_files
 from exchange.engine.abi import COMMAND_DTYPE
 
 log = logging.getLogger("flopex.journal")
@@ -146,15 +146,7 @@ def segment_name(first_seq: int) -> str:
 
 def list_segments(journal_dir: Path) -> list[tuple[int, Path]]:
     """``(first_seq, path)`` of every segment, in sequence order."""
-    if not journal_dir.is_dir():
-        return []
-    out = []
-    for p in journal_dir.iterdir():
-        m = _SEGMENT_RE.match(p.name)
-        if m:
-            out.append((int(m.group(1)), p))
-    out.sort()
-    return out
+    return numbered_files(journal_dir, _SEGMENT_RE)
 
 
 _HEAD16 = struct.Struct("<HBBIQ")

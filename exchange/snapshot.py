@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from contracts.errors import FlopexError
-from exchange.datadir import fsync_dir
+from exchange.datadir import fsync_dir, numbered_files
 
 SNAPSHOT_VERSION = 1
 SNAP_MAGIC = b"FLXSNAP\x00"
@@ -65,15 +65,7 @@ def snapshot_name(seq: int) -> str:
 
 def list_snapshots(snap_dir: Path) -> list[tuple[int, Path]]:
     """``(seq, path)`` of every completed snapshot, oldest first (temp files excluded)."""
-    if not snap_dir.is_dir():
-        return []
-    out = []
-    for p in snap_dir.iterdir():
-        m = _SNAP_RE.match(p.name)
-        if m:
-            out.append((int(m.group(1)), p))
-    out.sort()
-    return out
+    return numbered_files(snap_dir, _SNAP_RE)
 
 
 def _pad(n: int) -> int:
