@@ -172,7 +172,8 @@ async def _show_feed_book(md_port: int, what: tuple[int, str, object]) -> None:
 
     iid, symbol, spec = what
     feed = FeedClient("127.0.0.1", md_port)
-    await feed.sync(1)
+    # Generous: on a fresh clone the gateway compiles the engine's snapshot path first.
+    await feed.sync(1, timeout=240)
     book = feed.builder.book(iid)
     bids, asks = book.levels(Side.BUY)[:4], book.levels(Side.SELL)[:4]
     print(f"    market data feed (port {md_port}), {symbol} aggregated book:")

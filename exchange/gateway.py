@@ -143,6 +143,9 @@ class Gateway:
         self.on_close: list[Callable[[], None]] = []
         # pending batch
         self._entries: list[tuple] = []
+        #: ids of the orders a REPLACE in the pending batch targets: a second replace of the
+        #: same order must see the first one's quantity, so it flushes first.
+        self._replacing: set[int] = set()
         self._rows: list[tuple] = []
         self._slots: list[int] = []
         self._scheduled = False
@@ -224,6 +227,7 @@ class Gateway:
             return
         rows, slots = self._rows, self._slots
         self._entries, self._rows, self._slots = [], [], []
+        self._replacing.clear()
         base, events = self.sequencer.submit(rows, slots, len(entries))
         li = 0
         for ev in events:
@@ -379,8 +383,11 @@ class Gateway:
 
     def _replace(self, s: Session, r: m.ReplaceOrder) -> None:
         rec = s.orders.get(r.orig_token)
-        if rec is not None and rec.order_id == 0:
-            self.flush()  # before the token is taken: a flush journals the token state
+        if rec is not None and (rec.order_id == 0 or id(rec) in self._replacing):
+            # Before the token is taken (a flush journals the token state): the order's
+            # engine id, or the outcome of a replace of it already in this batch, is needed
+            # so the risk check sees the quantity the engine will see.
+            self.flush()
         if not s.take_token(r.token):
             self._reject(s, r.token, 0x55, RejectCode.TOKEN_NOT_INCREASING, 5)
             return
@@ -411,6 +418,7 @@ class Gateway:
             CmdType.REPLACE, rec.ref, r.token, rec.order_id, r.price, stop, r.quantity,
             account=rec.account_id,
         )  # fmt: skip
+        self._replacing.add(id(rec))
         self._push(_K_REPLACE, row, rec, (r, max(increase, 0), stop))
 
     def _mass_cancel(self, s: Session, mc: m.MassCancel) -> None:
