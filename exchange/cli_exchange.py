@@ -97,12 +97,42 @@ def _serve(args: argparse.Namespace) -> int:
             f"{rec.snapshot_seq} + {rec.tail_records} journal records){extra}, digest {digest}",
             flush=True,
         )
+    _warm_up(gw)
     import uvloop
 
     try:
         return uvloop.run(_serve_async(gw, args, gj))
     finally:
         lock.close()
+
+
+def _warm_up(gw) -> None:
+    """Compile the matching kernel before listening, on a scratch engine.
+
+    numba compiles at the first call; on a cold cache that takes tens of seconds, which
+    must not happen inside the event loop on the first order (every session's heartbeats
+    would stall past the 15 s timeout). With a warm cache this costs milliseconds. The
+    real engine's state is not touched, so the digest and the journal are unchanged."""
+    from exchange.engine.abi import CmdType, OrderType, Side, TimeInForce, make_commands
+    from exchange.engine.book import MatchingEngine
+    from exchange.engine.config import InstrumentConfig
+
+    if not isinstance(gw.sequencer.engine, MatchingEngine):
+        return
+    scratch = MatchingEngine(
+        [InstrumentConfig(instrument_id=1, min_price_ticks=1, max_price_ticks=100)], max_orders=16
+    )
+    cmds = make_commands(2)
+    cmds["cmd_type"] = CmdType.NEW
+    cmds["instrument_id"] = 1
+    cmds["account"] = (1, 2)
+    cmds["side"] = (Side.BUY, Side.SELL)
+    cmds["order_type"] = OrderType.LIMIT
+    cmds["tif"] = TimeInForce.GTC
+    cmds["price"] = 50
+    cmds["qty"] = 1
+    scratch.process(cmds)
+    scratch.snapshot()
 
 
 def _digest(gw) -> str:
