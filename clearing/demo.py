@@ -105,6 +105,17 @@ class ServerProcess:
         self.lines.append(out)
         return out
 
+    def terminate(self) -> None:
+        """Stop the process if it still runs (SIGTERM, then SIGKILL after 10 s)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -335,9 +346,12 @@ def run_demo(args: argparse.Namespace) -> int:
         if day == days[0]:
             front = next(c for c in live if c.product.code == "H100")
             show = (front.instrument_id, front.symbol, front.product)
-        flow, live_digest, replay_ok = asyncio.run(
-            _trade_day(server, fair, by_product, rng, crash=day == crash_day, show_book=show)
-        )
+        try:
+            flow, live_digest, replay_ok = asyncio.run(
+                _trade_day(server, fair, by_product, rng, crash=day == crash_day, show_book=show)
+            )
+        finally:
+            server.terminate()  # never leave a gateway behind, whatever happened
         if day == crash_day:
             verify = subprocess.run(
                 [sys.executable, "-m", "exchange.cli", "journal", "verify", "--data-dir",
