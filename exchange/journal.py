@@ -140,6 +140,19 @@ class Record:
         return np.frombuffer(self.payload, dtype=COMMAND_DTYPE)
 
 
+def clip_batch(
+    seq: int, cmds: np.ndarray, from_seq: int, to_seq: int | None
+) -> tuple[int, np.ndarray]:
+    """A batch whose first command has sequence ``seq``, sliced to ``[from_seq, to_seq]``:
+    ``(first sequence kept, commands kept)``, the commands possibly empty. O(1), a view."""
+    if seq < from_seq:
+        cmds = cmds[from_seq - seq :]
+        seq = from_seq
+    if to_seq is not None:
+        cmds = cmds[: max(0, to_seq - seq + 1)]
+    return seq, cmds
+
+
 def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}.jnl"
 
@@ -404,16 +417,9 @@ class Journal:
         for rec in self.records(from_seq):
             if rec.rtype != RecordType.COMMANDS:
                 continue
-            cmds = rec.commands()
-            seq = rec.seq
-            if seq < from_seq:
-                cmds = cmds[from_seq - seq :]
-                seq = from_seq
-            if to_seq is not None:
-                if seq > to_seq:
-                    return
-                if seq + len(cmds) - 1 > to_seq:
-                    cmds = cmds[: to_seq - seq + 1]
+            if to_seq is not None and rec.seq > to_seq:
+                return
+            seq, cmds = clip_batch(rec.seq, rec.commands(), from_seq, to_seq)
             if len(cmds):
                 yield seq, cmds
 

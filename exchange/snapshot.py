@@ -269,22 +269,16 @@ def recover(
             )
     replayed = 0
     last = start - 1
-    from exchange.journal import RecordType  # local: journal imports datadir only
+    from exchange.journal import RecordType, clip_batch  # local: journal imports datadir only
 
     for rec in journal.records(start):
         if rec.rtype == RecordType.NOTE:
             if rec.seq >= start and (to_seq is None or rec.seq <= to_seq):
                 on_note(rec.payload)
             continue
-        cmds = rec.commands()
-        seq = rec.seq
-        if seq < start:
-            cmds = cmds[start - seq :]
-            seq = start
-        if to_seq is not None:
-            if seq > to_seq:
-                break
-            cmds = cmds[: max(0, to_seq - seq + 1)]
+        if to_seq is not None and rec.seq > to_seq:
+            break
+        seq, cmds = clip_batch(rec.seq, rec.commands(), start, to_seq)
         if len(cmds):
             on_batch(seq, cmds)
             replayed += len(cmds)
