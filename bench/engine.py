@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from exchange.engine import kernel as K
-from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, CmdType, EventType, Side
+from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, CmdType, EventType, Side, event_words
 from exchange.engine.book import MatchingEngine
 from exchange.engine.config import InstrumentConfig
 from exchange.engine.reference import ReferenceBook
@@ -156,7 +156,7 @@ def run_batch(cmds: np.ndarray, prefill: int) -> float:
     eng = MatchingEngine([CFG], max_orders=1 << 21)
     eng.process(cmds[:prefill])
     arrays = eng.state.arrays()
-    events = np.zeros(BATCH * 16, dtype=EVENT_DTYPE)
+    events = event_words(np.zeros(BATCH * 16, dtype=EVENT_DTYPE))
     body = cmds[prefill:]
     n = len(body)
     fn = K.process
@@ -448,7 +448,7 @@ def measure_million(n_orders: int, n_cancels: int, seed: int) -> dict[str, float
     x["account"] = c["account"][slots]
     half = n_cancels // 2
     arrays = eng.state.arrays()
-    events = np.zeros(half * 4, dtype=EVENT_DTYPE)
+    events = event_words(np.zeros(half * 4, dtype=EVENT_DTYPE))
     t0 = time.perf_counter()
     used, _, _ = K.process(x[:half], events, *arrays)
     batch_ns = (time.perf_counter() - t0) / half * 1e9

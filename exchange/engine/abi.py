@@ -187,6 +187,23 @@ EVENT_DTYPE = np.dtype(
     ]
 )
 
+#: The kernel writes events as ten little-endian int64 words per record (one store per
+#: word, in memory order, instead of fifteen field stores): words 0-7 are ``timestamp``
+#: .. ``match_id``; word 8 packs ``instrument_id | account << 32``; word 9 packs
+#: ``event_type | side << 8 | aggressor_side << 16 | reason << 24 | order_type << 32``.
+EVENT_WORDS = 10
+_WORD_OFFSETS = {"instrument_id": 64, "account": 68, "event_type": 72, "side": 73}
+_WORD_OFFSETS.update(aggressor_side=74, reason=75, order_type=76)
+assert EVENT_DTYPE.itemsize == 8 * EVENT_WORDS
+assert all(EVENT_DTYPE.fields[f][1] == off for f, off in _WORD_OFFSETS.items())
+
+
+def event_words(events: np.ndarray) -> np.ndarray:
+    """The ``(n, EVENT_WORDS)`` int64 view of an ``EVENT_DTYPE`` array that the kernel
+    writes into (shares memory: no copy)."""
+    return events.view(np.int64).reshape(-1, EVENT_WORDS)
+
+
 EVENT_FIELDS: tuple[str, ...] = (
     "event_type",
     "timestamp",

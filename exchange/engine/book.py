@@ -28,6 +28,7 @@ from exchange.engine.abi import (
     CmdType,
     OrderType,
     TimeInForce,
+    event_words,
 )
 from exchange.engine.config import InstrumentConfig
 from exchange.engine.state import EngineState, make_state
@@ -78,6 +79,7 @@ class MatchingEngine:
         self.state = state if state is not None else make_state(self.configs, max_orders)
         self.max_orders = self.state.O.shape[0]
         self._events = np.zeros(max(event_capacity, 2 * K.MARGIN), dtype=EVENT_DTYPE)
+        self._words = event_words(self._events)  # what the kernel writes into
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
         self._arrays = self.state.arrays()
         self._kernel = K.process
@@ -97,10 +99,10 @@ class MatchingEngine:
             cmds = np.ascontiguousarray(cmds)
         fast = self._fast
         if fast is None:
-            used, ne, more = self._kernel(cmds, self._events, *self._arrays)
+            used, ne, more = self._kernel(cmds, self._words, *self._arrays)
             self._fast = next(iter(self._kernel.overloads.values())).entry_point
         else:
-            used, ne, more = fast(cmds, self._events, *self._arrays)
+            used, ne, more = fast(cmds, self._words, *self._arrays)
         if not more and used == len(cmds):  # the common case: one call did everything
             # bytes round trip: ~10x faster than copying a structured slice (read-only)
             return np.frombuffer(self._events[:ne].tobytes(), EVENT_DTYPE)
@@ -110,9 +112,10 @@ class MatchingEngine:
         while True:
             if S[K.S_NEED] > len(self._events):
                 self._events = np.zeros(int(S[K.S_NEED]) * 2, dtype=EVENT_DTYPE)
+                self._words = event_words(self._events)
             if pos >= n and S[K.S_PEND_KIND] == K.PEND_NONE:
                 break
-            used, ne, more = self._kernel(cmds[pos:], self._events, *self._arrays)
+            used, ne, more = self._kernel(cmds[pos:], self._words, *self._arrays)
             chunks.append(self._events[:ne].copy())
             pos += used
         return np.concatenate(chunks)
