@@ -43,6 +43,19 @@ from exchange.protocol.engine_map import (
     TIF_TO_ENGINE,
     reject_to_wire,
 )
+from exchange.protocol.messages import (
+    ENTER_ORDER_INTS,
+    ENTER_ORDER_SIZE,
+    ORDER_TYPES,
+    POST_ONLY_VALUES,
+    SIDES,
+    SMP_INSTRUCTIONS,
+    TIMES_IN_FORCE,
+    seq_accepted_echo,
+    seq_canceled,
+    seq_executed,
+    seq_rejected,
+)
 from exchange.protocol.soupbintcp import sequenced
 from exchange.risk import RiskChecker
 from exchange.sequencer import Sequencer
@@ -67,7 +80,11 @@ _E_REPLACED = int(EventType.REPLACED)
 _E_STOP = int(EventType.STOP_TRIGGERED)
 _E_STATUS = int(EventType.STATUS)
 _E_DONE = int(EventType.MASS_CANCEL_DONE)
+_E_LEVEL = int(EventType.LEVEL)
 _GTD = WireTimeInForce.GTD.value
+#: where Enter Order's account field is (the per-session account cache is keyed by it)
+_ACCOUNT_OFF = dict((n, o) for n, o, _, _ in m.ENTER_ORDER.offsets())["account"]
+_ACCOUNT_END = _ACCOUNT_OFF + m.ACCOUNT_WIDTH
 _POST_YES = m.POST_ONLY_YES
 _POST_ONLY_FLAG = FLAG_POST_ONLY
 
@@ -197,10 +214,10 @@ class Gateway:
 
     def _reply(self, s: Session, build: Callable[[int], bytes]) -> None:
         """Queue a gateway reply (``build(ts)`` -> message) in the batch order."""
-        self._push(_K_LOCAL, None, s, build)
+        self._push(_K_LOCAL, None, s, lambda ts: sequenced(build(ts)))
 
     def _reject(self, s: Session, token: int, request: int, code: int, offset: int = 0) -> None:
-        self._reply(s, lambda ts: m.encode_rejected(ts, token, request, code, offset))
+        self._push(_K_LOCAL, None, s, lambda ts: seq_rejected(ts, token, request, code, offset))
 
     def _loop_flush(self) -> None:
         """The once-per-loop-iteration flush; then, between batches, a due snapshot."""
@@ -228,31 +245,44 @@ class Gateway:
         rows, slots = self._rows, self._slots
         self._entries, self._rows, self._slots = [], [], []
         self._replacing.clear()
-        base, events = self.sequencer.submit(rows, slots, len(entries))
+        base, events = self.sequencer.submit_records(rows, slots, len(entries))
+        orders = self.orders
         li = 0
-        for ev in events:
-            k = ev[1] - base
+        for ev in events:  # EVENT_DTYPE record order (sequencer.RECORD_FIELDS)
+            et = ev[10]
+            if et == _E_LEVEL:
+                continue  # book depth: the market data feed's, not the sessions'
+            k = ev[0] - base
             while li < k:
                 e = entries[li]
-                if e[0] == _K_LOCAL:
-                    e[1].append(sequenced(e[2](base + li)))
+                if e[0] == _K_LOCAL:  # a gateway reply: (kind, session, build -> packet)
+                    e[1].append(e[2](base + li))
                 li += 1
-            self._on_event(ev, entries[k])
+            if et == _E_ACCEPTED:  # the common case, inline
+                rec = orders.get(ev[1])
+                if rec is not None:
+                    rec.order_id = ev[3]
+                    rec.working = True
+                    rec.session.append(seq_accepted_echo(ev[0], entries[k][2], ev[3]))
+            else:
+                self._on_event(ev, entries[k])
         n = len(entries)
         while li < n:
             e = entries[li]
             if e[0] == _K_LOCAL:
-                e[1].append(sequenced(e[2](base + li)))
+                e[1].append(e[2](base + li))
             li += 1
         if self.durable is not None:
-            self.durable.commit(rows, events)
-        if self.tradelog is not None:
-            self.tradelog.flush()
+            self.durable.commit(rows, events)  # journaled (and fsynced) before any reply
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
                 conn.drain_out()
-        self.sequencer.publish()  # market data after the acknowledgements are on the wire
+        # after the acknowledgements are on the wire: the trade log (the journal has the
+        # fills; recovery rewrites the log from it) and the market data feed
+        if self.tradelog is not None:
+            self.tradelog.flush()
+        self.sequencer.publish()
 
     # --- inbound -----------------------------------------------------------------------
     def on_message(self, s: Session, data: bytes) -> None:
@@ -261,13 +291,34 @@ class Gateway:
             tok = int.from_bytes(data[1:5], "big") if len(data) >= 5 else 0
             self._reject(s, tok, data[0] if data else 0, RejectCode.THROTTLED)
             return
+        if len(data) == ENTER_ORDER_SIZE and data[0] == 0x4F:
+            # Enter Order fast path: one unpack to ints, set lookups for the enums and one
+            # dict hit for an account this login already traded; anything else (a bad enum,
+            # an account not seen yet or not permitted) takes the general decoder below,
+            # which names the bad field.
+            f = ENTER_ORDER_INTS.unpack(data)
+            aid = s.account_ids.get(f[12])
+            if (
+                aid is not None
+                and f[14] in POST_ONLY_VALUES
+                and f[2] in SIDES
+                and f[3] in ORDER_TYPES
+                and f[4] in TIMES_IN_FORCE
+                and f[11] in SMP_INSTRUCTIONS
+            ):
+                self._enter(s, data, aid, *f)
+                return
         try:
             msg = m.decode_inbound(data)
         except m.MessageError as exc:
             self._reject(s, exc.token, exc.request, exc.code, exc.offset)
             return
         if type(msg) is m.EnterOrder:
-            self._enter(s, msg, data)
+            acct = self.access.accounts.get(msg.account)
+            aid = None
+            if acct is not None and msg.account in s.login.accounts:
+                aid = s.account_ids[data[_ACCOUNT_OFF:_ACCOUNT_END]] = acct.account_id
+            self._enter(s, data, aid, *ENTER_ORDER_INTS.unpack(data))
         elif type(msg) is m.CancelOrder:
             self._cancel(s, msg)
         elif type(msg) is m.ReplaceOrder:
@@ -286,79 +337,86 @@ class Gateway:
             else:
                 self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
 
-    def _enter(self, s: Session, o: m.EnterOrder, raw: bytes) -> None:
-        tok = o.token
-        if not s.take_token(tok):
+    def _enter(
+        self,
+        s: Session,
+        raw: bytes,
+        account: int | None,
+        tok: int,
+        inst: int,
+        side: int,
+        otype: int,
+        tif: int,
+        price: int,
+        qty: int,
+        display: int,
+        stop: int,
+        min_qty: int,
+        smp_group: int,
+        smp: int,
+        _account_raw: bytes,
+        expire: int,
+        post_only: int,
+    ) -> None:
+        """An Enter Order whose fields decoded (``raw`` its bytes; ``account`` the account
+        id, None if this login may not trade it). Token, field checks, risk, then a row in
+        the pending batch. O(1)."""
+        if tok <= s.last_token:  # Session.take_token, inline
             self._reject(s, tok, 0x4F, RejectCode.TOKEN_NOT_INCREASING, 1)
             return
-        account, code, off = self._validate_enter(s, o)
-        if code:
+        s.last_token = tok
+        # field checks, in the order of the reject codes' precedence (byte offsets of
+        # the Enter Order fields)
+        if account is None:
+            code, off = RejectCode.ACCOUNT_NOT_PERMITTED, 45
+        elif self.closed:
+            code, off = RejectCode.MARKET_CLOSED, 0
+        elif qty == 0:
+            code, off = RejectCode.BAD_QUANTITY, 20
+        elif display > qty:
+            code, off = RejectCode.BAD_DISPLAY_QUANTITY, 24
+        elif min_qty > qty:
+            code, off = RejectCode.BAD_MIN_QUANTITY, 36
+        elif (tif == _GTD) != (expire != 0):
+            code, off = RejectCode.BAD_EXPIRE_TIME, 61
+        elif (otype in _STOP_TYPES) != (stop != 0):
+            code, off = RejectCode.BAD_STOP_PRICE, 28
+        elif otype in _LIMIT_TYPES and price <= 0:
+            code, off = RejectCode.BAD_PRICE, 12
+        elif inst not in self.contracts:
+            if self.expired_contract(inst):
+                code, off = RejectCode.CONTRACT_EXPIRED, 5
+            else:
+                code, off = RejectCode.UNKNOWN_INSTRUMENT, 5
+        else:
+            code = self.risk.admit(account, inst, side, otype, price, stop, qty)
+            off = 0
+        if code is not None:
             self._reject(s, tok, 0x4F, code, off)
-            return
-        inst, side, qty = o.instrument_id, o.side, o.quantity
-        risk_code = self.risk.admit(account, inst, side, o.order_type, o.price, o.stop_price, qty)
-        if risk_code is not None:
-            self._reject(s, tok, 0x4F, risk_code)
             return
         ref = self._next_ref
         self._next_ref = ref + 1
-        rec = OrderRec(ref, tok, account, inst, side, o.price, qty, 0, o.stop_price, False, s)
+        rec = OrderRec(ref, tok, account, inst, side, price, qty, 0, stop, False, s)  # type: ignore[arg-type]
         self.orders[ref] = rec
         s.orders[tok] = rec
-        expire = o.expire_time
         if expire:
             rec.expire = expire
             heapq.heappush(self._gtd, (expire, ref))
-        row = (
-            0,
-            ref,
-            tok,
-            0,
-            o.price,
-            o.stop_price,
-            o.quantity,
-            o.display_quantity,
-            o.min_quantity,
-            expire,
-            o.instrument_id,
-            account,
-            o.smp_group,
-            _NEW,
-            SIDE_TO_ENGINE[o.side],
-            ORDER_TYPE_TO_ENGINE[o.order_type],
-            TIF_TO_ENGINE[o.time_in_force],
-            SMP_TO_ENGINE[o.smp_instruction],
-            _POST_ONLY_FLAG if o.post_only == _POST_YES else 0,
-            0,
-            0,
-        )  # fmt: skip  -- COMMAND_DTYPE field order, as _row()
-        self._push(_K_NEW, row, rec, raw)
-
-    def _validate_enter(self, s: Session, o: m.EnterOrder) -> tuple[int, int, int]:
-        """(account id, reject code or 0, byte offset of the bad field). O(1)."""
-        acct = self.access.accounts.get(o.account)
-        if acct is None or o.account not in s.login.accounts:
-            return 0, RejectCode.ACCOUNT_NOT_PERMITTED, 45
-        if self.closed:
-            return 0, RejectCode.MARKET_CLOSED, 0
-        if o.quantity == 0:
-            return 0, RejectCode.BAD_QUANTITY, 20
-        if o.display_quantity > o.quantity:
-            return 0, RejectCode.BAD_DISPLAY_QUANTITY, 24
-        if o.min_quantity > o.quantity:
-            return 0, RejectCode.BAD_MIN_QUANTITY, 36
-        if (o.time_in_force == _GTD) != (o.expire_time != 0):
-            return 0, RejectCode.BAD_EXPIRE_TIME, 61
-        is_stop = o.order_type in _STOP_TYPES
-        if is_stop != (o.stop_price != 0):
-            return 0, RejectCode.BAD_STOP_PRICE, 28
-        if o.order_type in _LIMIT_TYPES and o.price <= 0:
-            return 0, RejectCode.BAD_PRICE, 12
-        if o.instrument_id not in self.contracts:
-            if self.expired_contract(o.instrument_id):
-                return 0, RejectCode.CONTRACT_EXPIRED, 5
-            return 0, RejectCode.UNKNOWN_INSTRUMENT, 5
-        return acct.account_id, 0, 0
+        # the command row (COMMAND_DTYPE field order, as _row()) and the batch slot
+        self._slots.append(len(self._entries))
+        self._rows.append(
+            (
+                0, ref, tok, 0, price, stop, qty, display, min_qty, expire, inst, account,
+                smp_group, _NEW, SIDE_TO_ENGINE[side], ORDER_TYPE_TO_ENGINE[otype],
+                TIF_TO_ENGINE[tif], SMP_TO_ENGINE[smp],
+                _POST_ONLY_FLAG if post_only == _POST_YES else 0, 0, 0,
+            )
+        )  # fmt: skip
+        self._entries.append((_K_NEW, rec, raw))
+        if not self._scheduled:
+            self._scheduled = True
+            if self.schedule is not None:
+                self.schedule(self._loop_flush)
 
     def _needs_order_id(self, recs: list[OrderRec]) -> None:
         """Orders still waiting in the pending batch get their engine id by flushing now."""
@@ -626,7 +684,7 @@ class Gateway:
             note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
             touched.clear()
         refs = {r[1] for r in rows}
-        refs.update(ev[2] for ev in events)
+        refs.update(ev[1] for ev in events)  # user_ref (LEVEL: 0)
         refs.discard(0)
         if refs:
             orders = self.orders
@@ -725,82 +783,80 @@ class Gateway:
 
     # --- events ------------------------------------------------------------------------
     def _on_event(self, ev: tuple, ctx: tuple) -> None:
-        et = ev[0]
+        et = ev[10]
         if et == _E_TRADE:
             self._on_trade(ev)
         elif et == _E_ACCEPTED:
-            rec = self.orders.get(ev[2])
+            rec = self.orders.get(ev[1])
             if rec is None:
                 return
-            rec.order_id = ev[4]
+            rec.order_id = ev[3]
             rec.working = True
-            rec.session.append(sequenced(m.encode_accepted_echo(ev[1], ctx[2], ev[4])))
+            rec.session.append(sequenced(m.encode_accepted_echo(ev[0], ctx[2], ev[3])))
         elif et == _E_CANCELLED:
             self._on_cancelled(ev, ctx)
         elif et == _E_REJECTED:
             self._on_rejected(ev, ctx)
         elif et == _E_REPLACED:
-            rec = self.orders.get(ev[2])
+            rec = self.orders.get(ev[1])
             if rec is None:
                 return
             r, _increase, stop = ctx[2]
             s = rec.session
-            decrease = rec.quantity - ev[11]
+            decrease = rec.quantity - ev[6]
             if decrease > 0:
                 self.risk.release(rec.account_id, rec.instrument_id, rec.side, decrease)
             if s.orders.get(rec.token) is rec:
                 del s.orders[rec.token]
             rec.token = r.token
             s.orders[r.token] = rec
-            rec.price, rec.quantity, rec.stop_price = r.price, ev[11], stop
+            rec.price, rec.quantity, rec.stop_price = r.price, ev[6], stop
             s.append(
                 sequenced(
                     m.encode_replaced(
-                        ev[1], r.token, r.orig_token, rec.instrument_id, rec.side, ev[9],
-                        stop if rec.stop_price else 0, ev[11], ev[4],
+                        ev[0], r.token, r.orig_token, rec.instrument_id, rec.side, ev[4],
+                        stop if rec.stop_price else 0, ev[6], ev[3],
                     )
                 )
             )  # fmt: skip
         elif et == _E_STOP:
-            rec = self.orders.get(ev[2])
+            rec = self.orders.get(ev[1])
             if rec is not None:
                 rec.session.append(
                     sequenced(
-                        m.encode_stop_triggered(ev[1], rec.token, rec.instrument_id, rec.stop_price)
+                        m.encode_stop_triggered(ev[0], rec.token, rec.instrument_id, rec.stop_price)
                     )
                 )
         elif et == _E_STATUS:
-            iid, state = ev[5], ev[10]
+            iid, state = ev[8], ev[5]
             self.status[iid] = state
             self._status_changed = True
             wire = STATUS_TO_WIRE[state]
             for s in self.sessions.values():
                 if s.status_sent:
-                    s.append(sequenced(m.encode_trading_status(ev[1], iid, wire)))
+                    s.append(sequenced(m.encode_trading_status(ev[0], iid, wire)))
         elif et == _E_DONE and ctx[0] == _K_SWEEP and ctx[2] is not None:
-            tok, n = ctx[3], ev[10]
-            ctx[2].append(sequenced(m.encode_mass_cancel_done(ev[1], tok, n)))
+            tok, n = ctx[3], ev[5]
+            ctx[2].append(sequenced(m.encode_mass_cancel_done(ev[0], tok, n)))
 
     def _on_trade(self, ev: tuple) -> None:
-        rec = self.orders.get(ev[2])
+        rec = self.orders.get(ev[1])
         if rec is None:
             return
-        qty, leaves, side = ev[10], ev[11], rec.side
-        aggressor = ev[8] == ev[7]
+        qty, leaves, side = ev[5], ev[6], rec.side
+        aggressor = ev[12] == ev[11]
         rec.session.append(
-            sequenced(
-                m.encode_executed(
-                    ev[1], rec.token, rec.instrument_id, side, ev[9], qty, ev[12],
-                    0x52 if aggressor else 0x41, leaves,
-                )
+            seq_executed(
+                ev[0], rec.token, rec.instrument_id, side, ev[4], qty, ev[7],
+                0x52 if aggressor else 0x41, leaves,
             )
         )  # fmt: skip
         self.risk.on_fill(rec.account_id, rec.instrument_id, side, qty)
         rec.quantity = leaves
         if self.tradelog is not None:
             self.tradelog.fill(
-                ev[1], ev[12], rec.instrument_id, self.account_names[rec.account_id],
-                side == _BUY, ev[9], qty, aggressor,
+                ev[0], ev[7], rec.instrument_id, self.account_names[rec.account_id],
+                side == _BUY, ev[4], qty, aggressor,
             )  # fmt: skip
         if leaves == 0:
             self._forget(rec)
@@ -812,7 +868,7 @@ class Gateway:
             del s.orders[rec.token]
 
     def _on_cancelled(self, ev: tuple, ctx: tuple) -> None:
-        rec = self.orders.get(ev[2])
+        rec = self.orders.get(ev[1])
         if rec is None:
             return
         kind = ctx[0]
@@ -826,9 +882,7 @@ class Gateway:
             reason = CANCEL_REASON_TO_WIRE[ev[13]]
         self.risk.release(rec.account_id, rec.instrument_id, rec.side, rec.quantity)
         rec.session.append(
-            sequenced(
-                m.encode_canceled(ev[1], rec.token, rec.instrument_id, rec.side, ev[10], reason)
-            )
+            seq_canceled(ev[0], rec.token, rec.instrument_id, rec.side, ev[5], reason)
         )
         self._forget(rec)
 
@@ -839,16 +893,16 @@ class Gateway:
             rec = ctx[1]
             self.risk.release(rec.account_id, rec.instrument_id, rec.side, rec.quantity)
             self._forget(rec)
-            rec.session.append(sequenced(m.encode_rejected(ev[1], rec.token, 0x4F, code)))
+            rec.session.append(seq_rejected(ev[0], rec.token, 0x4F, code))
         elif kind == _K_REPLACE:
             rec, (r, increase, _) = ctx[1], ctx[2]
             if increase:
                 self.risk.release(rec.account_id, rec.instrument_id, rec.side, increase)
-            rec.session.append(sequenced(m.encode_rejected(ev[1], r.token, 0x55, code)))
+            rec.session.append(seq_rejected(ev[0], r.token, 0x55, code))
         elif kind == _K_CANCEL:
             rec = ctx[1]
             if not ctx[2]:  # a client's Cancel Order
-                rec.session.append(sequenced(m.encode_rejected(ev[1], rec.token, 0x58, code)))
+                rec.session.append(seq_rejected(ev[0], rec.token, 0x58, code))
         else:
             log.error("engine rejected an admin command: reason %s", ev[13])
 

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -194,8 +195,12 @@ _REF = REFERENCE_PRICE.struct
 _SETTLE = DAILY_SETTLEMENT.struct
 _IOP = INDICATIVE_OPENING_PRICE.struct
 
-# the small-batch path reads events as plain tuples in EVENT_DTYPE field order
-_SMALL = 16
+# events are read as plain tuples in EVENT_DTYPE field order (the 3 pad bytes skipped)
+_EVT = struct.Struct("<qQQqqqqqIIBBBBB3x")
+assert _EVT.size == EVENT_DTYPE.itemsize
+#: a whole framed Level Update (SoupBinTCP length, ``S``, the message) in one pack
+_LEVEL_FRAMED = struct.Struct(">Hc" + _LEVEL.format.lstrip(">")).pack
+_LEVEL_LEN = _LEVEL.size + 1
 _F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
 _F_TS, _F_PRICE, _F_QTY, _F_LEAVES = _F["timestamp"], _F["price"], _F["qty"], _F["leaves"]
 _F_MATCH, _F_INST, _F_TYPE = _F["match_id"], _F["instrument_id"], _F["event_type"]
@@ -340,78 +345,16 @@ class FeedPublisher:
         aggressor side's event; for an opening-auction match, which has no aggressor, the
         buy side's); STATUS -> Trading Status; REFERENCE -> Reference Price; the pre-open
         indicative price -> Indicative Opening Price.
-        Other events are private to the order owner and not published. O(events)."""
-        n = len(events)
-        if n == 0:
+        Other events are private to the order owner and not published. O(events): the
+        records are unpacked from the array's bytes with one precompiled ``struct`` (no
+        numpy per-call costs, small or large batch)."""
+        if len(events) == 0:
             return 0
-        if n <= _SMALL:
-            return self._publish_small(events.tolist())
-        etypes = events["event_type"]
-        aggr_side = events["aggressor_side"]
-        mask = (
-            (etypes == EventType.LEVEL)
-            | (etypes == EventType.STATUS)
-            | (etypes == EventType.REFERENCE)
-            | (etypes == E_INDICATIVE)
-            | (
-                (etypes == EventType.TRADE)
-                & (
-                    (events["side"] == aggr_side)
-                    | ((aggr_side == 0) & (events["side"] == Side.BUY))  # auction: buy side
-                )
-            )
-        )
-        sel = events[mask]
-        if len(sel) == 0:
-            return 0
-        cols = [
-            sel[f].tolist()
-            for f in (
-                "event_type",
-                "timestamp",
-                "instrument_id",
-                "side",
-                "price",
-                "qty",
-                "leaves",
-                "match_id",
-                "aggressor_side",
-            )
-        ]
-        seq = self.next_seq
-        packets: list[bytes] = []
-        instruments = self.instruments
-        for et, ts, iid, side, price, qty, leaves, match_id, aggr in zip(*cols, strict=True):
-            st = instruments.get(iid)
-            if st is None:
-                st = instruments[iid] = InstrumentState()
-            if et == EventType.LEVEL:
-                book = st.bids if side == Side.BUY else st.asks
-                if qty > 0:
-                    book[price] = (qty, leaves)
-                else:
-                    book.pop(price, None)
-                body = _LEVEL.pack(b"L", seq, ts, iid, SIDE_CHAR[side], price, qty, leaves)
-            elif et == EventType.TRADE:
-                body = _TRADE.pack(b"T", seq, ts, iid, match_id, price, qty, SIDE_CHAR[aggr])
-            elif et == EventType.STATUS:
-                st.status = qty
-                body = _STATUS.pack(b"H", seq, ts, iid, STATE_CHAR[qty])
-            elif et == E_INDICATIVE:
-                body = _IOP.pack(b"O", seq, ts, iid, price, qty, SIDE_CHAR.get(side, b"N"), leaves)
-            else:  # REFERENCE
-                st.reference = price
-                body = _REF.pack(b"R", seq, ts, iid, price)
-            packets.append(_LEN.pack(len(body) + 1) + b"S" + body)
-            seq += 1
-        self.next_seq = seq
-        self._emit(packets)
-        return len(packets)
+        return self._publish_rows(_EVT.iter_unpack(events.tobytes()))
 
-    def _publish_small(self, rows: list[tuple]) -> int:
-        """:meth:`publish_events` for a few events: one ``tolist`` and plain-int tests
-        instead of numpy's per-call fixed costs (a tiny batch costs ~20 µs the vector
-        way). Same messages, same order. O(events)."""
+    def _publish_rows(self, rows: Iterable[tuple]) -> int:
+        """:meth:`publish_events` on events as plain-int tuples in ``EVENT_DTYPE`` field
+        order. O(events)."""
         seq = self.next_seq
         packets: list[bytes] = []
         instruments = self.instruments
@@ -435,7 +378,12 @@ class FeedPublisher:
                     book[price] = (qty, leaves)
                 else:
                     book.pop(price, None)
-                body = _LEVEL.pack(b"L", seq, ts, iid, SIDE_CHAR[side], price, qty, leaves)
+                packets.append(
+                    _LEVEL_FRAMED(_LEVEL_LEN, b"S", b"L", seq, ts, iid, SIDE_CHAR[side], price,
+                                  qty, leaves)
+                )  # fmt: skip
+                seq += 1
+                continue
             elif et == _E_TRADE:
                 body = _TRADE.pack(
                     b"T", seq, ts, iid, r[_F_MATCH], r[_F_PRICE], r[_F_QTY], SIDE_CHAR[r[_F_AGGR]]

@@ -62,6 +62,9 @@ class Session:
         self.replay_limit = replay_limit
         self.last_token = 0
         self.orders: dict[int, OrderRec] = {}  # token -> working order
+        #: raw Enter Order account field -> account id, for accounts this login may trade
+        #: (filled as they are first used; the gateway's fast path needs one dict hit)
+        self.account_ids: dict[bytes, int] = {}
         self.throttle = Throttle(login.throttle_per_second)
         self.sink: Sink | None = None
         self.status_sent = False

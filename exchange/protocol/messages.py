@@ -740,3 +740,69 @@ def decode_outbound(data: bytes) -> OutboundMessage:
         TRADING_STATUS.title: TradingStatus,
     }[lay.title]
     return cls(*v)
+
+
+# --- the gateway's hot path: framed outbound messages in one pack -------------------
+# Each struct below is a whole SoupBinTCP Sequenced Data packet: the 2-byte length, the
+# packet type ``S`` and the message, its char fields taken as ints. The bytes are exactly
+# ``soupbintcp.sequenced(encode_...(...))``; the tests check that.
+
+
+def _framed(lay: Layout) -> tuple[struct.Struct, int]:
+    fmt = ">HB" + "".join("B" if f.type == "char" else f.fmt for f in lay.fields)
+    return struct.Struct(fmt), lay.size + 1
+
+
+_F_ACC_ECHO = struct.Struct(f">HBBq{_ECHO_LEN}sQ")
+_F_ACC_LEN = ACCEPTED.size + 1
+_F_REJ, _F_REJ_LEN = _framed(REJECTED)
+_F_EXE, _F_EXE_LEN = _framed(EXECUTED)
+_F_CXL, _F_CXL_LEN = _framed(CANCELED)
+
+
+def seq_accepted_echo(ts: int, enter_order: bytes, order_id: int) -> bytes:
+    """Framed Accepted from the raw Enter Order bytes (already validated). O(1)."""
+    return _F_ACC_ECHO.pack(_F_ACC_LEN, 0x53, 0x41, ts, enter_order[1:], order_id)
+
+
+def seq_rejected(ts: int, token: int, request: int, reason: int, offset: int = 0) -> bytes:
+    """Framed Rejected (see :func:`encode_rejected`)."""
+    return _F_REJ.pack(
+        _F_REJ_LEN, 0x53, 0x4A, ts, token & 0xFFFFFFFF, request & 0xFF, reason, offset & 0xFFFF
+    )
+
+
+def seq_executed(
+    ts: int,
+    token: int,
+    inst: int,
+    side: int,
+    px: int,
+    qty: int,
+    match_id: int,
+    liq: int,
+    leaves: int,
+) -> bytes:
+    """Framed Executed (see :func:`encode_executed`)."""
+    return _F_EXE.pack(
+        _F_EXE_LEN, 0x53, 0x45, ts, token, inst, side, px, qty, match_id, liq, leaves
+    )
+
+
+def seq_canceled(ts: int, token: int, inst: int, side: int, qty: int, reason: int) -> bytes:
+    """Framed Canceled (see :func:`encode_canceled`)."""
+    return _F_CXL.pack(_F_CXL_LEN, 0x53, 0x43, ts, token, inst, side, qty, reason)
+
+
+#: Enter Order with its char fields as ints (same bytes as ``ENTER_ORDER``), message type
+#: byte skipped: token, instrument, side, type, tif, price, qty, display, stop, min qty,
+#: smp group, smp instruction, raw account (16 bytes), expire time, post only.
+ENTER_ORDER_INTS = struct.Struct(
+    ">x" + "".join("B" if f.type == "char" else f.fmt for f in ENTER_ORDER.fields[1:])
+)
+ENTER_ORDER_SIZE = ENTER_ORDER.size
+SIDES = _SIDES
+ORDER_TYPES = _ORDER_TYPES
+TIMES_IN_FORCE = _TIFS
+SMP_INSTRUCTIONS = _SMPS
+POST_ONLY_VALUES = _POST_ONLY

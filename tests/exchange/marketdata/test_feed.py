@@ -304,21 +304,17 @@ def test_an_opening_auction_fill_is_one_trade_without_aggressor() -> None:
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_small_batch_path_publishes_exactly_what_the_vector_path_does(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Arrange: the same random run through both paths
-    import exchange.marketdata as md
-
-    vector, small = _new_publisher(), _new_publisher()
-    monkeypatch.setattr(md, "_SMALL", 0)  # publish_events always takes the numpy path
+def test_events_read_from_the_array_bytes_publish_what_numpy_reads(seed: int) -> None:
+    # Arrange: the same random run, once as arrays (unpacked from their bytes with a
+    # struct) and once as numpy's own tuples
+    from_bytes, from_numpy = _new_publisher(), _new_publisher()
     # Act
     for _book, events in run(seed, 60, batch=6):
-        vector.publish_events(events)
-        small._publish_small(events.tolist())
+        from_bytes.publish_events(events)
+        from_numpy._publish_rows(events.tolist())
     # Assert: identical packets, sequence numbers and books
-    assert list(small._history) == list(vector._history) and small.next_seq > 50
-    assert small.snapshot_packets() == vector.snapshot_packets()
+    assert list(from_numpy._history) == list(from_bytes._history) and from_numpy.next_seq > 50
+    assert from_numpy.snapshot_packets() == from_bytes.snapshot_packets()
 
 
 def test_a_publisher_seeded_from_a_recovered_engine_shows_its_book() -> None:
