@@ -311,6 +311,9 @@ def peer_liquibook(stream: list[tuple[int, ...]], prefill: int) -> float:
 def peer_order_matching(stream: list[tuple[int, ...]], prefill: int, limit: int) -> float:
     import datetime as dt
 
+    from loguru import logger
+
+    logger.disable("order_matching")  # it logs every order at DEBUG to stderr
     from order_matching.enums import Side as OSide
     from order_matching.matching_engine import MatchingEngine as OME
     from order_matching.order import LimitOrder
