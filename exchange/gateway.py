@@ -72,6 +72,8 @@ _LIMIT_TYPES = (WireOrderType.LIMIT.value, WireOrderType.STOP_LIMIT.value)
 _K_NEW, _K_CANCEL, _K_REPLACE, _K_SWEEP, _K_STATUS, _K_LOCAL = range(6)
 
 _NEW = int(CmdType.NEW)
+_CANCEL = int(CmdType.CANCEL)
+_CANCEL_SIZE = m.CANCEL_ORDER.size
 _E_ACCEPTED = int(EventType.ACCEPTED)
 _E_REJECTED = int(EventType.REJECTED)
 _E_TRADE = int(EventType.TRADE)
@@ -291,7 +293,11 @@ class Gateway:
             tok = int.from_bytes(data[1:5], "big") if len(data) >= 5 else 0
             self._reject(s, tok, data[0] if data else 0, RejectCode.THROTTLED)
             return
-        if len(data) == ENTER_ORDER_SIZE and data[0] == 0x4F:
+        n = len(data)
+        if n == _CANCEL_SIZE and data[0] == 0x58:  # Cancel Order: a token, nothing to check
+            self._cancel(s, int.from_bytes(data[1:5], "big"))
+            return
+        if n == ENTER_ORDER_SIZE and data[0] == 0x4F:
             # Enter Order fast path: one unpack to ints, set lookups for the enums and one
             # dict hit for an account this login already traded; anything else (a bad enum,
             # an account not seen yet or not permitted) takes the general decoder below,
@@ -320,7 +326,7 @@ class Gateway:
                 aid = s.account_ids[data[_ACCOUNT_OFF:_ACCOUNT_END]] = acct.account_id
             self._enter(s, data, aid, *ENTER_ORDER_INTS.unpack(data))
         elif type(msg) is m.CancelOrder:
-            self._cancel(s, msg)
+            self._cancel(s, msg.token)
         elif type(msg) is m.ReplaceOrder:
             self._replace(s, msg)
         elif type(msg) is m.MassCancel:
@@ -423,21 +429,48 @@ class Gateway:
         if any(r.order_id == 0 for r in recs):
             self.flush()
 
-    def _cancel(self, s: Session, c: m.CancelOrder, reason: int = 0) -> None:
-        rec = s.orders.get(c.token)
+    def _cancel(self, s: Session, token: int) -> None:
+        """A client's Cancel Order for its order ``token``. O(1)."""
+        rec = s.orders.get(token)
         if rec is None:
-            self._reject(s, c.token, 0x58, RejectCode.UNKNOWN_TOKEN, 1)
+            self._reject(s, token, 0x58, RejectCode.UNKNOWN_TOKEN, 1)
             return
-        self._needs_order_id([rec])
-        if s.orders.get(c.token) is not rec:  # done while flushing
-            self._reject(s, c.token, 0x58, RejectCode.ORDER_NOT_WORKING, 1)
-            return
-        self._push(
-            _K_CANCEL,
-            _row(CmdType.CANCEL, rec.ref, c.token, rec.order_id, account=rec.account_id),
-            rec,
-            reason,
-        )
+        if rec.order_id == 0:  # still in the pending batch: the engine must number it
+            self.flush()
+            if s.orders.get(token) is not rec:  # done while flushing
+                self._reject(s, token, 0x58, RejectCode.ORDER_NOT_WORKING, 1)
+                return
+        self._slots.append(len(self._entries))
+        self._rows.append(
+            (
+                0,
+                rec.ref,
+                token,
+                rec.order_id,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                rec.account_id,
+                0,
+                _CANCEL,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            )
+        )  # fmt: skip  -- _row(CmdType.CANCEL, ref, token, order id, account=...)
+        self._entries.append((_K_CANCEL, rec, 0))
+        if not self._scheduled:
+            self._scheduled = True
+            if self.schedule is not None:
+                self.schedule(self._loop_flush)
 
     def _replace(self, s: Session, r: m.ReplaceOrder) -> None:
         rec = s.orders.get(r.orig_token)
