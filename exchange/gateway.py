@@ -717,7 +717,7 @@ class Gateway:
             note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
             touched.clear()
         refs = {r[1] for r in rows}
-        refs.update(ev[1] for ev in events)  # user_ref (LEVEL: 0)
+        refs.update([ev[1] for ev in events])  # user_ref (LEVEL: 0)
         refs.discard(0)
         if refs:
             orders = self.orders
@@ -732,8 +732,9 @@ class Gateway:
                 note["o"] = ups
             if gone:
                 note["x"] = gone
-        if self.risk.blocked != self._j_blocked:
-            self._j_blocked = set(self.risk.blocked)
+        blocked = self.risk.blocked
+        if (blocked or self._j_blocked) and blocked != self._j_blocked:
+            self._j_blocked = set(blocked)
             note["b"] = sorted(self._j_blocked)
         if self.closed != self._j_closed:
             self._j_closed = self.closed

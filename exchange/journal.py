@@ -484,10 +484,12 @@ class Journal:
             self._pending = []
             self._pending_bytes = 0
             assert self._fd is not None
-            view = memoryview(buf)
-            while view:
-                k = os.write(self._fd, view)
-                view = view[k:]
+            k = os.write(self._fd, buf)
+            if k < len(buf):  # a short write (rare): write the rest
+                view = memoryview(buf)[k:]
+                while view:
+                    k = os.write(self._fd, view)
+                    view = view[k:]
             self._seg_size += len(buf)
             self.unsynced = True
             self.committed_seq = self.next_seq - 1
