@@ -27,9 +27,12 @@ Every ``flopex serve`` start gets a fresh data directory.
    resting limit orders that never cross, spread over accounts and products so pre-trade
    position limits are not hit. ``orders_per_s`` = Accepted received per second, from the
    first send to the last ack.
-4. The floor, in the same run: a bare uvloop echo server (separate process) speaking the
-   same SoupBinTCP framing answers each Unsequenced Data packet with a Sequenced Data packet
-   carrying the same bytes; the same closed loop measures ``echo_rtt_*``.
+4. The floor, interleaved with step 2: a bare uvloop echo server (separate process)
+   speaking the same SoupBinTCP framing answers each Unsequenced Data packet with a
+   Sequenced Data packet carrying the same bytes. Both servers are up at once and the same
+   client code alternates between them in blocks of 250 round trips (A B B A A B ...), so
+   ``echo_rtt_*`` and ``ack_rtt_*`` see the same load on the box: the ratios compare the
+   gateway with the floor under the same conditions, not with a run a minute earlier.
 
 The client runs in this process (the other core of a 2-core box), the server in its own.
 """
@@ -137,6 +140,7 @@ class _Conn(asyncio.Protocol):
         self.rest = b""
         self.acks = 0
         self.other = 0
+        self.seqd = 0  # Sequenced Data packets of any kind
         self.waiter: asyncio.Future | None = None
         self.logged_in = asyncio.get_event_loop().create_future()
 
@@ -147,13 +151,14 @@ class _Conn(asyncio.Protocol):
         if self.rest:
             data = self.rest + data
         pos, n = 0, len(data)
-        acks = other = 0
+        acks = other = seqd = 0
         while n - pos >= 3:
             end = pos + 2 + ((data[pos] << 8) | data[pos + 1])
             if end > n:
                 break
             ptype = data[pos + 2]
             if ptype == 0x53:  # S
+                seqd += 1
                 kind = data[pos + 3] if end > pos + 3 else 0
                 if kind == 0x41 or kind == 0x4F:  # Accepted (or an echoed Enter Order)
                     acks += 1
@@ -166,6 +171,7 @@ class _Conn(asyncio.Protocol):
             pos = end
         self.rest = data[pos:] if pos < n else b""
         self.acks += acks
+        self.seqd += seqd
         self.other += other
         w = self.waiter
         if w is not None and not w.done():
@@ -190,36 +196,68 @@ def _cancel(token: int) -> bytes:
     return soup.unsequenced(m.encode_inbound(m.CancelOrder(token)))
 
 
-async def closed_loop(port: int, user: str, n: int, iid: int, account: str) -> LogLinearHistogram:
-    """n order -> ack round trips on one connection (each order canceled afterwards)."""
-    c = await _connect(port, user, "bench")
+class _Target:
+    """One closed-loop target (a server port and a login) with its pre-encoded orders."""
+
+    def __init__(self, port: int, user: str, total: int, iid: int, account: str) -> None:
+        self.port, self.user = port, user
+        self.orders = [_enter(i + 1, iid, 1000 + i % 500, account) for i in range(total)]
+        self.cancels = [_cancel(i + 1) for i in range(total)]
+        self.hist = LogLinearHistogram()
+
+
+def _blocks(total: int, warm: int, block: int) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges: the warm-up first, then blocks of ``block``."""
+    out = [(0, warm)] if warm else []
+    out += [(a, min(total, a + block)) for a in range(warm, total, block)]
+    return out
+
+
+async def closed_loop(
+    targets: list[_Target], n: int, block: int = 250, settle: bool = False
+) -> list[LogLinearHistogram]:
+    """n order -> ack round trips per target, all connections open at once, the targets
+    taking turns in blocks of ``block`` round trips (A B B A A B ...: neither always goes
+    first), so every target sees the same machine conditions. Each order is canceled
+    afterwards (not timed): sent right after the ack, so it usually reaches the server just
+    before the next order (the server is still awake, the order may wait behind it); with
+    ``settle`` the client waits for the cancel's reply before the next order, so every
+    order meets an idle server. The first 10% warm up (not recorded)."""
+    conns = [await _connect(t.port, t.user, "bench") for t in targets]
     loop = asyncio.get_running_loop()
-    hist = LogLinearHistogram()
-    total = n + n // 10  # the first 10% warm up
-    orders = [_enter(i + 1, iid, 1000 + i % 500, account) for i in range(total)]
-    cancels = [_cancel(i + 1) for i in range(total)]
-    for i in range(total):
-        pkt = orders[i]
-        want = c.acks + 1
-        c.waiter = loop.create_future()
-        t0 = time.perf_counter_ns()
-        c.t.write(pkt)
-        while c.acks < want:
-            await asyncio.wait_for(c.waiter, 120 if i == 0 else 10)  # first: JIT compile
-            c.waiter = loop.create_future()
-        t1 = time.perf_counter_ns()
-        if i >= n // 10:
-            hist.record(t1 - t0)
-        if CANCEL:
-            c.t.write(cancels[i])
-    c.t.close()
-    return hist
+    total, warm = n + n // 10, n // 10
+    for b, (a, z) in enumerate(_blocks(total, warm, block)):
+        order = range(len(targets)) if b % 2 == 0 else range(len(targets) - 1, -1, -1)
+        for j in order:
+            c, t = conns[j], targets[j]
+            orders, cancels, record = t.orders, t.cancels, t.hist.record
+            for i in range(a, z):
+                pkt = orders[i]
+                want = c.acks + 1
+                c.waiter = loop.create_future()
+                t0 = time.perf_counter_ns()
+                c.t.write(pkt)
+                while c.acks < want:
+                    await asyncio.wait_for(c.waiter, 120 if i == 0 else 10)  # first: JIT
+                    c.waiter = loop.create_future()
+                t1 = time.perf_counter_ns()
+                if i >= warm:
+                    record(t1 - t0)
+                if CANCEL and settle:  # untimed; wait for its reply
+                    want = c.seqd + 1
+                    c.waiter = loop.create_future()
+                    c.t.write(cancels[i])
+                    while c.seqd < want:
+                        await asyncio.wait_for(c.waiter, 10)
+                        c.waiter = loop.create_future()
+                elif CANCEL:
+                    c.t.write(cancels[i])
+    for c in conns:
+        c.t.close()
+    return [t.hist for t in targets]
 
 
-def closed_loop_spin(port: int, user: str, n: int, iid: int, account: str) -> LogLinearHistogram:
-    """Like :func:`closed_loop` but the client busy-polls a non-blocking socket instead of
-    sleeping in the event loop (how latency benchmarks are usually driven: it keeps the
-    client core awake, so the server's reply does not pay for waking an idle core)."""
+def _spin_connect(port: int, user: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     dec = soup.FrameDecoder()
@@ -227,35 +265,46 @@ def closed_loop_spin(port: int, user: str, n: int, iid: int, account: str) -> Lo
     while not any(p == 0x41 for p, _ in dec.feed(sock.recv(65536))):
         pass
     sock.setblocking(False)
-    hist = LogLinearHistogram()
-    recv = sock.recv
-    total = n + n // 10
-    orders = [_enter(i + 1, iid, 1000 + i % 500, account) for i in range(total)]
-    cancels = [_cancel(i + 1) for i in range(total)]
-    for i in range(total):
-        pkt = orders[i]
-        t0 = time.perf_counter_ns()
-        sock.send(pkt)
-        done = False
-        # the first order may wait for the engine's JIT compile (cold numba cache)
-        deadline = t0 + (120 if i == 0 else 10) * 1_000_000_000
-        while not done:
-            if time.perf_counter_ns() > deadline:
-                raise RuntimeError(f"wire bench: no acknowledgement within 10 s (order {i})")
-            try:
-                data = recv(65536)
-            except BlockingIOError:
-                continue
-            for ptype, payload in dec.feed(data):
-                if ptype == 0x53 and payload[0] in (0x41, 0x4F, 0x4A):
-                    done = True
-        t1 = time.perf_counter_ns()
-        if i >= n // 10:
-            hist.record(t1 - t0)
-        if CANCEL:
-            sock.send(cancels[i])
-    sock.close()
-    return hist
+    return sock
+
+
+def closed_loop_spin(targets: list[_Target], n: int, block: int = 250) -> list[LogLinearHistogram]:
+    """Like :func:`closed_loop` but the client busy-polls non-blocking sockets instead of
+    sleeping in the event loop (how latency benchmarks are usually driven: it keeps the
+    client core awake, so the server's reply does not pay for waking an idle core)."""
+    socks = [_spin_connect(t.port, t.user) for t in targets]
+    decs = [soup.FrameDecoder() for _ in targets]
+    total, warm = n + n // 10, n // 10
+    for b, (a, z) in enumerate(_blocks(total, warm, block)):
+        order = range(len(targets)) if b % 2 == 0 else range(len(targets) - 1, -1, -1)
+        for j in order:
+            sock, dec, t = socks[j], decs[j], targets[j]
+            recv, send, record = sock.recv, sock.send, t.hist.record
+            for i in range(a, z):
+                pkt = t.orders[i]
+                t0 = time.perf_counter_ns()
+                send(pkt)
+                done = False
+                # the first order may wait for the engine's JIT compile (cold numba cache)
+                deadline = t0 + (120 if i == 0 else 10) * 1_000_000_000
+                while not done:
+                    if time.perf_counter_ns() > deadline:
+                        raise RuntimeError(f"wire bench: no acknowledgement within 10 s ({i})")
+                    try:
+                        data = recv(65536)
+                    except BlockingIOError:
+                        continue
+                    for ptype, payload in dec.feed(data):
+                        if ptype == 0x53 and payload[0] in (0x41, 0x4F, 0x4A):
+                            done = True
+                t1 = time.perf_counter_ns()
+                if i >= warm:
+                    record(t1 - t0)
+                if CANCEL:
+                    send(t.cancels[i])
+    for sock in socks:
+        sock.close()
+    return [t.hist for t in targets]
 
 
 async def pipelined(
@@ -379,10 +428,11 @@ def run(quick: bool) -> dict:
         months.setdefault(c.product.code, []).append(c.instrument_id)
     iids = [ids[1] for ids in months.values()]
     n_rtt = 3000 if quick else 20000
+    block = 250  # round trips per turn when the echo floor and the gateway alternate
     conns = 4
     per_conn = 25_000 if quick else 100_000
     accounts = 16
-    users = ["rtt", "rtta"] + [f"p{k}" for k in range(conns)]
+    users = ["rtt", "rtta", "rtti"] + [f"p{k}" for k in range(conns)]
     with tempfile.TemporaryDirectory(prefix="flopex-wire-") as tmp:
         access = Path(tmp) / "access.yaml"
         _access_file(access, users, accounts)
@@ -399,24 +449,41 @@ def run(quick: bool) -> dict:
 
         echo_cmd = [sys.executable, "-m", "bench.wire", "--echo-server"]
         result: dict = {"quick": quick, "rtt_samples": n_rtt, "connections": conns}
-        proc, port = _start(echo_cmd, "listening on ")
+        result["rtt_interleave_block"] = block
+        total = n_rtt + n_rtt // 10
+        # the floor and the gateway up at once; the closed loops alternate between them in
+        # blocks, so both see the same load on the box (not two runs a minute apart)
+        echo, echo_port = _start(echo_cmd, "listening on ")
+        proc = None
         try:
-            h = closed_loop_spin(port, "rtt", n_rtt, iids[0], "RTTA0")
-            ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
-        finally:
-            _stop(proc)
-        result.update(_percentiles("echo_rtt", ha))
-        result.update(_percentiles("echo_rtt_busypoll", h))
-        proc, port = _start(serve_cmd(), "listening on ")
-        try:
-            h = closed_loop_spin(port, "rtt", n_rtt, iids[0], "RTTA0")
-            ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
+            proc, port = _start(serve_cmd(), "listening on ")
+            spin = [
+                _Target(echo_port, "rtt", total, iids[0], "RTTA0"),
+                _Target(port, "rtt", total, iids[0], "RTTA0"),
+            ]
+            he, h = closed_loop_spin(spin, n_rtt, block)
+            aio = [
+                _Target(echo_port, "rtta", total, iids[0], "RTTAA0"),
+                _Target(port, "rtta", total, iids[0], "RTTAA0"),
+            ]
+            hae, ha = uvloop.run(closed_loop(aio, n_rtt, block))
+            # the same with every order meeting an idle server (cancel reply awaited)
+            idle = [
+                _Target(echo_port, "rtti", total, iids[0], "RTTIA0"),
+                _Target(port, "rtti", total, iids[0], "RTTIA0"),
+            ]
+            hie, hi = uvloop.run(closed_loop(idle, n_rtt, block, settle=True))
+            _stop(echo)
+            result.update(_percentiles("echo_rtt", hae))
+            result.update(_percentiles("echo_rtt_busypoll", he))
             result.update(_percentiles("ack_rtt", ha))
             result.update(_percentiles("ack_rtt_busypoll", h))
+            result.update(_percentiles("echo_rtt_idle", hie))
+            result.update(_percentiles("ack_rtt_idle", hi))
             cpu0 = _cpu_seconds(proc.pid)
             t0 = time.perf_counter()
             rate, rejected = uvloop.run(
-                pipelined(port, users[2:], per_conn, iids, accounts, window=4000)
+                pipelined(port, users[3:], per_conn, iids, accounts, window=4000)
             )
             wall = time.perf_counter() - t0
             cpu1 = _cpu_seconds(proc.pid)
@@ -430,26 +497,30 @@ def run(quick: bool) -> dict:
                 result["gateway_cpu_us_per_order"] = round(us, 1)
             result["orders_total"] = per_conn * conns
         finally:
-            _stop(proc)
+            _stop(echo)
+            if proc is not None:
+                _stop(proc)
         # attribution: the same closed loop with the market data feed switched off
         proc, port = _start(serve_cmd("--no-market-data"), "listening on ")
         try:
-            ha = uvloop.run(closed_loop(port, "rtta", n_rtt, iids[0], "RTTAA0"))
+            t = _Target(port, "rtta", total, iids[0], "RTTAA0")
+            (ha,) = uvloop.run(closed_loop([t], n_rtt, block))
             result.update(_percentiles("ack_rtt_no_md", ha))
         finally:
             _stop(proc)
         # durable default: one fsync per batch (group commit)
         proc, port = _start(serve_cmd(sync="batch"), "listening on ")
         try:
-            ha = uvloop.run(closed_loop(port, "rtta", n_rtt // 3, iids[0], "RTTAA0"))
+            t = _Target(port, "rtta", total, iids[0], "RTTAA0")
+            (ha,) = uvloop.run(closed_loop([t], n_rtt // 3, block))
             result.update(_percentiles("ack_rtt_fsync", ha))
             rate, _ = uvloop.run(
-                pipelined(port, users[2:], per_conn // 2, iids, accounts, window=4000)
+                pipelined(port, users[3:], per_conn // 2, iids, accounts, window=4000)
             )
             result["orders_per_s_fsync"] = round(rate)
         finally:
             _stop(proc)
-    for tag in ("", "_busypoll"):
+    for tag in ("", "_busypoll", "_idle"):
         for q in ("p50", "p99"):
             ack, echo = result[f"ack_rtt{tag}_{q}_us"], result[f"echo_rtt{tag}_{q}_us"]
             result[f"ack_vs_echo{tag}_{q}"] = round(ack / echo, 2)

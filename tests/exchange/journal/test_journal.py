@@ -12,6 +12,7 @@ import pytest
 from contracts.errors import FlopexError
 from exchange.journal import (
     CMD_SIZE,
+    FLAG_COMMIT_END,
     RECORD_HEADER,
     SEGMENT_HEADER,
     Journal,
@@ -327,3 +328,30 @@ def test_segments_without_commit_marks_keep_every_valid_record(tmp_path: Path) -
     j = Journal(tmp_path, SyncPolicy("off"))
     # Assert: no record is taken for part of an incomplete commit
     assert j.next_seq == 5
+
+
+@pytest.mark.parametrize("notes", [0, 1, 2])
+def test_a_commit_is_framed_exactly_like_encode_record(tmp_path: Path, notes: int) -> None:
+    # Arrange: commands plus 0, 1 or 2 notes (2 records is the gateway's fast path)
+    j = Journal(tmp_path, SyncPolicy("off"))
+    j.append(make_batch(2, 0))
+    j.commit()
+    seg = _segment(tmp_path)
+    start = seg.stat().st_size
+    cmds = make_batch(3, 2)
+    payloads = [b"note %d" % k for k in range(notes)]
+    # Act
+    j.append(cmds)
+    for p in payloads:
+        j.note(p)
+    j.commit()
+    j.close()
+    # Assert: the bytes are the records encode_record frames, COMMIT_END on the last only
+    records = [(RecordType.COMMANDS, 3, cmds.tobytes())]
+    records += [(RecordType.NOTE, 6, p) for p in payloads]
+    last = len(records) - 1
+    want = b"".join(
+        encode_record(t, q, p, FLAG_COMMIT_END if i == last else 0)
+        for i, (t, q, p) in enumerate(records)
+    )
+    assert seg.read_bytes()[start:] == want
