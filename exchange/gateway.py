@@ -713,17 +713,22 @@ class Gateway:
         touched = self._touched
         note: dict[str, Any] = {}
         if touched:
-            note["m"] = {s.name: s.take_unjournaled() for s in touched}
-            note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
+            if len(touched) == 1:  # the closed-loop case: one session, no dict comprehensions
+                s = touched[0]
+                note["m"] = {s.name: s.take_unjournaled()}
+                note["t"] = {s.name: [s.last_token, s.status_sent]}
+            else:
+                note["m"] = {s.name: s.take_unjournaled() for s in touched}
+                note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
             touched.clear()
         refs = {r[1] for r in rows}
-        refs.update([ev[1] for ev in events])  # user_ref (LEVEL: 0)
+        refs.update({ev[1] for ev in events})  # user_ref (LEVEL: 0)
         refs.discard(0)
         if refs:
-            orders = self.orders
+            get = self.orders.get
             ups, gone = [], []
             for ref in refs:
-                rec = orders.get(ref)
+                rec = get(ref)
                 if rec is None:
                     gone.append(ref)
                 else:

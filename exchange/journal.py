@@ -441,7 +441,7 @@ class Journal:
         ``next_seq`` (the sequencer and the journal agree). O(batch bytes)."""
         if self.read_only:
             raise RuntimeError("journal opened read-only")
-        if cmds.dtype != COMMAND_DTYPE:
+        if cmds.dtype is not COMMAND_DTYPE and cmds.dtype != COMMAND_DTYPE:
             raise TypeError("journal.append wants COMMAND_DTYPE records")
         seq = self.next_seq
         if first_seq is not None and first_seq != seq:
@@ -450,7 +450,7 @@ class Journal:
             return seq
         if not self._pending:
             self._pending_first = seq
-        payload = np.ascontiguousarray(cmds).tobytes()
+        payload = cmds.tobytes()  # C order whatever the array's layout
         self._pending.append((RecordType.COMMANDS, seq, payload))
         self._pending_bytes += RECORD_HEADER.size + len(payload)
         self.next_seq = seq + len(cmds)
@@ -462,7 +462,9 @@ class Journal:
             raise RuntimeError("journal opened read-only")
         if not self._pending:
             self._pending_first = self.next_seq
-        self._pending.append((RecordType.NOTE, self.next_seq, bytes(payload)))
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        self._pending.append((RecordType.NOTE, self.next_seq, payload))
         self._pending_bytes += RECORD_HEADER.size + len(payload)
 
     def commit(self) -> int:
@@ -473,14 +475,26 @@ class Journal:
         if self._pending:
             if self._fd is None or self._seg_size + self._pending_bytes > self.segment_bytes:
                 self._open_segment(self._pending_first)
+            # encode_record inlined: one join for the whole commit, no per-record bytes
+            head16, crc_pack, crc32 = _HEAD16.pack, _CRC.pack, zlib.crc32
             pending = self._pending
-            last = len(pending) - 1
-            buf = b"".join(
-                [
-                    encode_record(t, q, p, FLAG_COMMIT_END if i == last else 0)
-                    for i, (t, q, p) in enumerate(pending)
-                ]
-            )
+            if len(pending) == 2:  # the gateway's batch: its commands and its note
+                (t1, q1, p1), (t2, q2, p2) = pending
+                h1 = head16(RECORD_MAGIC, t1, 0, len(p1), q1)
+                h2 = head16(RECORD_MAGIC, t2, FLAG_COMMIT_END, len(p2), q2)
+                buf = b"".join(
+                    (
+                        h1, crc_pack(crc32(p1, crc32(h1))), p1,
+                        h2, crc_pack(crc32(p2, crc32(h2))), p2,
+                    )
+                )  # fmt: skip
+            else:
+                parts: list = []
+                last = len(pending) - 1
+                for i, (t, q, p) in enumerate(pending):
+                    head = head16(RECORD_MAGIC, t, FLAG_COMMIT_END if i == last else 0, len(p), q)
+                    parts += (head, crc_pack(crc32(p, crc32(head))), p)
+                buf = b"".join(parts)
             self._pending = []
             self._pending_bytes = 0
             assert self._fd is not None
@@ -611,9 +625,12 @@ def last_day_note(journal: Journal) -> DayNote | None:
     return last
 
 
+_ENCODE = msgspec.msgpack.Encoder().encode
+
+
 def encode_gateway_note(note: dict[str, Any]) -> bytes:
     """A gateway batch note payload (msgpack map with the marker key ``gw``)."""
-    return msgspec.msgpack.encode(note)
+    return _ENCODE(note)
 
 
 def decode_gateway_note(payload: bytes | memoryview) -> dict[str, Any] | None:
@@ -699,11 +716,12 @@ class GatewayJournal:
     def commit(self, rows: Any, events: Any) -> None:
         """Append the gateway's note for this batch and commit everything buffered."""
         note = self.gateway.journal_delta(rows, events)
+        journal = self.journal
         if note is not None:
             self.gseq += 1
             note["gw"] = self.gseq
-            self.journal.note(encode_gateway_note(note))
-        self.journal.commit()
+            journal.note(_ENCODE(note))
+        journal.commit()
         self._since_snapshot += len(rows)
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             self.snapshot_due = True

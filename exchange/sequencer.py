@@ -108,7 +108,10 @@ class Sequencer:
         self.events += len(events)  # every engine event, LEVEL ones included
         if self.event_listeners:
             self._unpublished.append(events)
-        return base, list(_EVT.iter_unpack(events.tobytes()))
+        raw = events.base  # the engine's events are a view of one bytes object: no copy
+        if type(raw) is not bytes or len(raw) != events.nbytes:
+            raw = events.tobytes()
+        return base, list(_EVT.iter_unpack(raw))
 
     def submit(self, rows: list[tuple], slots: list[int], n_slots: int) -> tuple[int, list[tuple]]:
         """Run one batch (see :meth:`submit_records`). Returns ``(base, events)``: every
