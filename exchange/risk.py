@@ -171,10 +171,43 @@ class RiskChecker:
         stop_price: int,
         qty: int,
     ) -> RejectCode | None:
-        """:meth:`check` a new order and, if it passes, reserve its quantity. O(1).
+        """:meth:`check` a new order and, if it passes, reserve its quantity (the gateway's
+        hot path: one exposure lookup). O(1)."""
+        return self._evaluate(account, inst, side, order_type, price, stop_price, qty, qty, True)
 
-        The same checks as :meth:`check` in the same order, written out for the gateway's
-        hot path: one exposure lookup, plain-int comparisons."""
+    def check(
+        self,
+        account: int,
+        inst: int,
+        side: int,
+        order_type: int,
+        price: int,
+        stop_price: int,
+        qty: int,
+        added_qty: int | None = None,
+    ) -> RejectCode | None:
+        """The first failed check's reject code, or None if the order may go in.
+
+        ``added_qty`` is the extra working quantity this order adds (defaults to ``qty``;
+        a replace passes the increase). The caller reserves on success. O(1).
+        """
+        add = qty if added_qty is None else added_qty
+        return self._evaluate(account, inst, side, order_type, price, stop_price, qty, add, False)
+
+    def _evaluate(
+        self,
+        account: int,
+        inst: int,
+        side: int,
+        order_type: int,
+        price: int,
+        stop_price: int,
+        qty: int,
+        add: int,
+        reserve: bool,
+    ) -> RejectCode | None:
+        """The checks of :meth:`check` in order; with ``reserve``, a passing order's
+        ``add`` is reserved as working quantity. O(1)."""
         if account in self.blocked:
             return RejectCode.ACCOUNT_BLOCKED
         ir = self.instruments.get(inst)
@@ -202,79 +235,23 @@ class RiskChecker:
                 value_px = ir.band[1] if side == _BUY else (ir.reference_ticks or ir.band[1])
             if value_px * qty * ir.tick_value_minor > max_notional:
                 return RejectCode.RISK_MAX_NOTIONAL
-        pair = self._pairs.get((account, inst)) or self._exp(account, inst)
-        e, p = pair
+        if add <= 0:
+            return None
+        e, p = self._exp(account, inst)
         if side == _BUY:
-            if p.position + p.working_buy + qty > ir.limit_all_months or (
-                ir.spot_month and e.position + e.working_buy + qty > ir.limit_spot_month
+            if p.position + p.working_buy + add > ir.limit_all_months or (
+                ir.spot_month and e.position + e.working_buy + add > ir.limit_spot_month
             ):
                 return RejectCode.RISK_POSITION_LIMIT
-            e.working_buy += qty
-            p.working_buy += qty
+            if reserve:
+                e.working_buy += add
+                p.working_buy += add
         else:
-            if -p.position + p.working_sell + qty > ir.limit_all_months or (
-                ir.spot_month and -e.position + e.working_sell + qty > ir.limit_spot_month
+            if -p.position + p.working_sell + add > ir.limit_all_months or (
+                ir.spot_month and -e.position + e.working_sell + add > ir.limit_spot_month
             ):
                 return RejectCode.RISK_POSITION_LIMIT
-            e.working_sell += qty
-            p.working_sell += qty
-        return None
-
-    def check(
-        self,
-        account: int,
-        inst: int,
-        side: int,
-        order_type: int,
-        price: int,
-        stop_price: int,
-        qty: int,
-        added_qty: int | None = None,
-    ) -> RejectCode | None:
-        """The first failed check's reject code, or None if the order may go in.
-
-        ``added_qty`` is the extra working quantity this order adds (defaults to ``qty``;
-        a replace passes the increase). The caller reserves on success. O(1).
-        """
-        if account in self.blocked:
-            return RejectCode.ACCOUNT_BLOCKED
-        ir = self.instruments.get(inst)
-        if ir is None:
-            return RejectCode.UNKNOWN_INSTRUMENT
-        if qty > ir.max_qty:
-            return RejectCode.RISK_MAX_ORDER_QTY
-        if qty < ir.min_qty:
-            return RejectCode.RISK_MIN_ORDER_QTY
-        has_limit = order_type in _LIMIT_TYPES
-        has_stop = order_type in _STOP_TYPES
-        lim = ir.limits
-        if lim is not None:
-            lo, hi = lim
-            if has_limit and not lo <= price <= hi:
-                return RejectCode.RISK_PRICE_LIMIT
-            if has_stop and not lo <= stop_price <= hi:
-                return RejectCode.RISK_PRICE_LIMIT
-        max_notional = self.account_max_notional.get(account) or self.default_max_notional_minor
-        if max_notional:
-            if has_limit:
-                value_px = price
-            elif lim is not None:
-                value_px = lim[1] if side == _BUY else lim[0]
-            else:
-                value_px = ir.band[1] if side == _BUY else (ir.reference_ticks or ir.band[1])
-            if value_px * qty * ir.tick_value_minor > max_notional:
-                return RejectCode.RISK_MAX_NOTIONAL
-        add = qty if added_qty is None else added_qty
-        if add > 0:
-            e, p = self._exp(account, inst)
-            if side == _BUY:
-                worst_i = e.position + e.working_buy + add
-                worst_p = p.position + p.working_buy + add
-            else:
-                worst_i = -e.position + e.working_sell + add
-                worst_p = -p.position + p.working_sell + add
-            if worst_p > ir.limit_all_months:
-                return RejectCode.RISK_POSITION_LIMIT
-            if ir.spot_month and worst_i > ir.limit_spot_month:
-                return RejectCode.RISK_POSITION_LIMIT
+            if reserve:
+                e.working_sell += add
+                p.working_sell += add
         return None
