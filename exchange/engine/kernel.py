@@ -180,7 +180,14 @@ _U0 = np.uint64(0)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 JIT = {"cache": True, "_nrt": False, "boundscheck": False}
+#: Command handlers are inlined into the batch loop by numba (``inline="always"``): LLVM
+#: would not inline them (each takes a dozen exploded array arguments) and a call costs
+#: ~20 ns. Small helpers are plain ``@njit`` functions instead: numba compiles each once
+#: per signature and LLVM inlines them at -O3 anyway. Inlining those at numba's IR level
+#: re-typed them at every call site: the cold compile took 60 s, now 27 s, and the
+#: batch loop got 2-3 % faster (measured: docs/engine.md).
 INLINE = {"cache": True, "_nrt": False, "boundscheck": False, "inline": "always"}
+SMALL = {"cache": True, "_nrt": False, "boundscheck": False}
 
 
 # =============================================================== small helpers
@@ -206,7 +213,7 @@ def _prefetch(typingctx, arr, flat):
     return sig, codegen
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _emit(
     E, ne, et, ts, uref, token, oid, iid, acct, side, agg, price, qty, leaves, mid, reason, otype
 ):
@@ -229,49 +236,49 @@ def _emit(
     return ne + 1
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _set_pair(O, slot, f, x):
     """Store the 64-bit ``x`` in fields f (low half) and f + 1 (high half)."""
     O[slot, f] = np.int32(np.uint32(x & 0xFFFFFFFF))
     O[slot, f + 1] = np.int32(x >> 32)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _get_pair(O, slot, f):
     return (np.int64(O[slot, f + 1]) << 32) | (np.int64(O[slot, f]) & 0xFFFFFFFF)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _uref(O, slot):
     return np.uint64(_get_pair(O, slot, F_UREF_LO))
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _oid(O, slot):
     return (np.int64(O[slot, F_GEN]) << 32) | slot
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _side(O, slot):
     return O[slot, F_FLAGS] & 3
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _otype(O, slot):
     return (O[slot, F_FLAGS] >> 2) & 7
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _tif(O, slot):
     return (O[slot, F_FLAGS] >> 5) & 7
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _smp(O, slot):
     return (O[slot, F_FLAGS] >> 8) & 3
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _event_price(O, slot):
     t = _otype(O, slot)
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -279,7 +286,7 @@ def _event_price(O, slot):
     return np.int64(O[slot, F_PRICE])
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _emit_order(E, ne, O, INST, slot, et, ts, token, price, qty, leaves, mid, reason, agg):
     return _emit(
         E,
@@ -302,12 +309,12 @@ def _emit_order(E, ne, O, INST, slot, et, ts, token, price, qty, leaves, mid, re
     )
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _u(x):
     return np.uint64(x)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _scan_up(BM, w0, nw, idx):
     """Lowest non-empty level index >= idx in the ladder whose bitmap starts at word w0."""
     w = idx >> 6
@@ -323,7 +330,7 @@ def _scan_up(BM, w0, nw, idx):
         x = BM[w0 + w]
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _scan_down(BM, w0, idx):
     """Highest non-empty level index <= idx (idx may be -1 -> -1)."""
     if idx < 0:
@@ -340,12 +347,12 @@ def _scan_down(BM, w0, idx):
         x = BM[w0 + w]
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _level(INST, i, book, idx):
     return INST[i, I_LADDER] + book * INST[i, I_NLEV] + idx
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _bm_base(INST, i, book):
     return INST[i, I_BM] + book * INST[i, I_NWORDS]
 
@@ -402,7 +409,7 @@ def _unlink(O, LV, LVT, BM, INST, i, book, idx, slot):
                 INST[i, I_BEST + book] = _scan_up(BM, w0, INST[i, I_NWORDS], idx + 1)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _book_idx(O, INST, slot):
     """(book, level index) where a linked order sits."""
     i = np.int64(O[slot, F_INST])
@@ -413,7 +420,7 @@ def _book_idx(O, INST, slot):
     return side - 1, np.int64(O[slot, F_PRICE]) - INST[i, I_MIN]
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _free_slot(O, S, slot):
     """Bump the slot's generation and push it on the free list (chained through F_NEXT)."""
     g = (O[slot, F_GEN] + 1) & 0x7FFFFFFF
@@ -424,7 +431,7 @@ def _free_slot(O, S, slot):
     S[S_FREE_COUNT] += 1
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _emit_level(E, ne, LV, LVT, INST, i, book, idx, ts):
     L = _level(INST, i, book, idx)
     return _emit(
@@ -473,7 +480,7 @@ def _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, reason, ts, token):
     return ne
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _leaves_hidden(O, slot):
     """Hidden quantity that counts as open (stops keep min qty in F_HIDDEN: not open)."""
     t = _otype(O, slot)
@@ -482,7 +489,7 @@ def _leaves_hidden(O, slot):
     return np.int64(O[slot, F_HIDDEN])
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _limits(INST, i):
     lo = INST[i, I_MIN]
     hi = INST[i, I_MAX]
@@ -493,7 +500,7 @@ def _limits(INST, i):
     return lo, hi
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _check_price(INST, i, price):
     if price < INST[i, I_MIN] or price > INST[i, I_MAX]:
         return R_PRICE_OUT_OF_BAND
@@ -503,7 +510,7 @@ def _check_price(INST, i, price):
     return 0
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _check_stop(INST, i, side, stop):
     r = _check_price(INST, i, stop)
     if r != 0:
@@ -517,7 +524,7 @@ def _check_stop(INST, i, side, stop):
     return 0
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _best_price(INST, i, book):
     """Best price of ``book`` or -1 when empty."""
     b = INST[i, I_BEST + book]
@@ -526,14 +533,14 @@ def _best_price(INST, i, book):
     return b + INST[i, I_MIN]
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _crosses(side, limit, opp_price):
     if side == BUY:
         return opp_price <= limit
     return opp_price >= limit
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _protection(INST, i, side):
     """Market-with-protection limit price, or -1 if the opposite side is empty."""
     if side == BUY:
@@ -549,7 +556,7 @@ def _protection(INST, i, side):
     return max(best - INST[i, I_PROT], lo)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _is_self(O, a, b):
     if O[a, F_ACCOUNT] == O[b, F_ACCOUNT]:
         return True
@@ -557,7 +564,7 @@ def _is_self(O, a, b):
     return g != 0 and g == O[b, F_GROUP]
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _find_inst(INST, iid):
     for i in range(INST.shape[0]):
         if INST[i, I_ID] == iid:
@@ -892,7 +899,7 @@ def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
 
 
 # ========================================================= opening auction
-@njit(**INLINE)
+@njit(**SMALL)
 def _level_volume(O, LV, INST, i, book, idx):
     """Whole open quantity at a level: visible plus hidden iceberg quantity; O(orders)."""
     total = np.int64(0)
@@ -1110,7 +1117,7 @@ def _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i):
 
 
 # ================================================================ commands
-@njit(**INLINE)
+@njit(**SMALL)
 def _reject(E, ne, c, reason):
     return _emit(
         E,
@@ -1133,7 +1140,7 @@ def _reject(E, ne, c, reason):
     )
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _status_reason(st):
     if st == 0:
         return R_MARKET_CLOSED
@@ -1278,7 +1285,7 @@ def _new(E, ne, c, O, LV, LVT, BM, INST, S):
     return ne, False
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _lookup(O, c):
     oid = c.order_id
     slot = oid & 0xFFFFFFFF
@@ -1387,7 +1394,7 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
     return ne, False
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _sweep_hit(O, slot, kind, acct, now):
     if kind == C_MASS:
         return acct == 0 or np.uint32(O[slot, F_ACCOUNT]) == acct
@@ -1547,7 +1554,7 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
 PREFETCH_FAR = 8
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _prefetch_far(c, O, cap_o):
     """Start loading the order row a later CANCEL / REPLACE targets (a hint only)."""
     t = c.cmd_type
@@ -1557,7 +1564,7 @@ def _prefetch_far(c, O, cap_o):
             _prefetch(O, slot * N_OFIELDS)
 
 
-@njit(**INLINE)
+@njit(**SMALL)
 def _clear_scratch(S):
     """Zero the bookkeeping of finished work so equal books have equal state digests."""
     for f in range(S_PEND_SLOT, S_SW_TOKEN + 1):
