@@ -481,6 +481,16 @@ def _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, reason, ts, token):
 
 
 @njit(**SMALL)
+def _cancel_unlinked(E, ne, O, INST, S, slot, qty, reason, ts):
+    """CANCELLED for an order that is not (or no longer) in the book, then free its slot."""
+    ne = _emit_order(
+        E, ne, O, INST, slot, E_CANCELLED, ts, _U0, np.int64(O[slot, F_PRICE]), qty, 0, 0, reason, 0
+    )
+    _free_slot(O, S, slot)
+    return ne
+
+
+@njit(**SMALL)
 def _leaves_hidden(O, slot):
     """Hidden quantity that counts as open (stops keep min qty in F_HIDDEN: not open)."""
     t = _otype(O, slot)
@@ -644,6 +654,30 @@ def _trade(E, ne, O, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts):
     return ne
 
 
+@njit(**INLINE)
+def _after_fill(O, LV, LVT, BM, INST, S, i, book, idx, r):
+    """After a fill of resting order r: if its visible slice is used up, refresh an iceberg
+    (the new slice joins the back of the queue) or unlink and free r. O(1)."""
+    if O[r, F_SHOWN] != 0:
+        return
+    h = O[r, F_HIDDEN]
+    if h > 0:
+        d = min(O[r, F_DISPLAY], h)
+        L = _level(INST, i, book, idx)
+        if LV[1, L] != r:
+            _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
+            O[r, F_SHOWN] = d
+            O[r, F_HIDDEN] = h - d
+            _link_tail(O, LV, LVT, BM, INST, i, book, idx, r)
+        else:
+            O[r, F_SHOWN] = d
+            O[r, F_HIDDEN] = h - d
+            LVT[L] += d
+    else:
+        _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
+        _free_slot(O, S, r)
+
+
 @njit(**JIT)
 def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
     """Match unlinked ``slot`` (open qty in F_SHOWN) against the opposite side.
@@ -727,22 +761,7 @@ def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
         fill = min(q, np.int64(O[r, F_SHOWN]))
         q -= fill
         ne = _trade(E, ne, O, LVT, INST, S, i, slot, r, L, fill, q, price, ts)
-        if O[r, F_SHOWN] == 0:
-            h = O[r, F_HIDDEN]
-            if h > 0:  # iceberg refresh: the new slice joins the back of the queue
-                d = min(O[r, F_DISPLAY], h)
-                if LV[1, L] != r:
-                    _unlink(O, LV, LVT, BM, INST, i, opp, b, r)
-                    O[r, F_SHOWN] = d
-                    O[r, F_HIDDEN] = h - d
-                    _link_tail(O, LV, LVT, BM, INST, i, opp, b, r)
-                else:
-                    O[r, F_SHOWN] = d
-                    O[r, F_HIDDEN] = h - d
-                    LVT[L] += d
-            else:
-                _unlink(O, LV, LVT, BM, INST, i, opp, b, r)
-                _free_slot(O, S, r)
+        _after_fill(O, LV, LVT, BM, INST, S, i, opp, b, r)
     if cur >= 0:
         ne = _emit_level(E, ne, LV, LVT, INST, i, opp, cur, ts)
     O[slot, F_SHOWN] = q
@@ -759,23 +778,7 @@ def _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
     tif = _tif(O, slot)
     if smp_stopped or tif == TIF_IOC or tif == TIF_FOK:
         reason = X_SMP_INCOMING if smp_stopped else X_IOC
-        ne = _emit_order(
-            E,
-            ne,
-            O,
-            INST,
-            slot,
-            E_CANCELLED,
-            ts,
-            _U0,
-            np.int64(O[slot, F_PRICE]),
-            q,
-            0,
-            0,
-            reason,
-            0,
-        )
-        _free_slot(O, S, slot)
+        ne = _cancel_unlinked(E, ne, O, INST, S, slot, q, reason, ts)
         return ne
     d = O[slot, F_DISPLAY]
     shown = min(np.int64(d), q) if d > 0 else q
@@ -793,23 +796,7 @@ def _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts):
     if needed > 0 and _fillable(O, LV, BM, INST, i, slot, needed) < needed:
         reason = X_FOK if _tif(O, slot) == TIF_FOK else X_MIN_QTY
         q = np.int64(O[slot, F_SHOWN])
-        ne = _emit_order(
-            E,
-            ne,
-            O,
-            INST,
-            slot,
-            E_CANCELLED,
-            ts,
-            _U0,
-            np.int64(O[slot, F_PRICE]),
-            q,
-            0,
-            0,
-            reason,
-            0,
-        )
-        _free_slot(O, S, slot)
+        ne = _cancel_unlinked(E, ne, O, INST, S, slot, q, reason, ts)
         return ne, False
     side = _side(O, slot)
     best = _best_price(INST, i, B_ASK if side == BUY else B_BID)
@@ -872,23 +859,7 @@ def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
             O[slot, F_FLAGS] = f | (T_MARKET << 2)
             p = _protection(INST, i, _side(O, slot))
             if p < 0:
-                ne = _emit_order(
-                    E,
-                    ne,
-                    O,
-                    INST,
-                    slot,
-                    E_CANCELLED,
-                    ts,
-                    _U0,
-                    np.int64(O[slot, F_PRICE]),
-                    leaves,
-                    0,
-                    0,
-                    X_NO_LIQUIDITY,
-                    0,
-                )
-                _free_slot(O, S, slot)
+                ne = _cancel_unlinked(E, ne, O, INST, S, slot, leaves, X_NO_LIQUIDITY, ts)
                 continue
             O[slot, F_PRICE] = p
         needed = leaves if _tif(O, slot) == TIF_FOK else min(min_q, leaves)
@@ -972,29 +943,6 @@ def _publish_iop(E, ne, O, LV, INST, i, ts):
     )
 
 
-@njit(**INLINE)
-def _after_auction_fill(O, LV, LVT, BM, INST, S, i, book, idx, r):
-    """A filled visible slice: refresh an iceberg to the back of its level, or free r."""
-    if O[r, F_SHOWN] != 0:
-        return
-    h = O[r, F_HIDDEN]
-    if h > 0:
-        d = min(O[r, F_DISPLAY], h)
-        L = _level(INST, i, book, idx)
-        if LV[1, L] != r:
-            _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
-            O[r, F_SHOWN] = d
-            O[r, F_HIDDEN] = h - d
-            _link_tail(O, LV, LVT, BM, INST, i, book, idx, r)
-        else:
-            O[r, F_SHOWN] = d
-            O[r, F_HIDDEN] = h - d
-            LVT[L] += d
-    else:
-        _unlink(O, LV, LVT, BM, INST, i, book, idx, r)
-        _free_slot(O, S, r)
-
-
 @njit(**JIT)
 def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
     """Uncross at ``price`` (reference._open): head of the best bid against head of the
@@ -1066,8 +1014,8 @@ def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
             0,
             0,
         )
-        _after_auction_fill(O, LV, LVT, BM, INST, S, i, B_BID, bb, b)
-        _after_auction_fill(O, LV, LVT, BM, INST, S, i, B_ASK, ba, a)
+        _after_fill(O, LV, LVT, BM, INST, S, i, B_BID, bb, b)
+        _after_fill(O, LV, LVT, BM, INST, S, i, B_ASK, ba, a)
     if cur_b >= 0:
         ne = _emit_level(E, ne, LV, LVT, INST, i, B_BID, cur_b, ts)
     if cur_a >= 0:
