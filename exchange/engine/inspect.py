@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from exchange.engine import kernel as K
-from exchange.engine.state import EngineState
+from exchange.engine.state import EngineState, inst_bucket
 
 _STOP_TYPES = (K.T_STOP_MARKET, K.T_STOP_LIMIT)
 
@@ -152,6 +152,12 @@ def validate(st: EngineState) -> None:
                 assert total == int(LVT[L]), f"level {idx + mn} total"
         if bests[0] >= 0 and bests[1] >= 0 and int(row[K.I_STATUS]) == K.ST_OPEN:
             assert bests[0] < bests[1], "crossed book while open"
+    n_inst = st.INST.shape[0]
+    for r in range(n_inst):
+        walk = int(st.INST[inst_bucket(int(st.INST[r, K.I_ID]), n_inst), K.I_BUCKET])
+        while walk >= 0 and walk != r:
+            walk = int(st.INST[walk, K.I_CHAIN])
+        assert walk == r, "instrument not reachable through its lookup bucket"
     count = int(st.S[K.S_FREE_COUNT])
     free = []
     s = int(st.S[K.S_FREE_HEAD])

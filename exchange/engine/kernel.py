@@ -70,7 +70,11 @@ I_LAST = 15
 I_HAS_LAST = 16
 I_BEST = 17  # 17..20: best index per book (-1 = empty)
 I_IOP = 21  # 21..24: last published indicative opening price, volume, imbalance side, qty
-N_IFIELDS = 25
+I_BUCKET = 25  # instrument lookup: first row of hash bucket <this row> (-1 = empty)
+I_CHAIN = 26  # instrument lookup: next row in the same bucket (-1 = end)
+N_IFIELDS = 27
+#: Fibonacci hashing of instrument ids into 2**k buckets (2**k <= rows): ``inst_bucket``
+HASH_MUL = 0x9E3779B97F4A7C15
 
 # ---- engine scalars
 S_MATCH_ID = 0
@@ -576,10 +580,18 @@ def _is_self(O, a, b):
 
 @njit(**SMALL)
 def _find_inst(INST, iid):
-    for i in range(INST.shape[0]):
-        if INST[i, I_ID] == iid:
-            return i
-    return -1
+    """Row of instrument ``iid`` (-1 if unknown): its hash bucket's chain, expected O(1)
+    (the chains were built by ``state.link_instrument_buckets``)."""
+    n = INST.shape[0]
+    if n == 1:
+        return np.int64(0) if INST[0, I_ID] == iid else np.int64(-1)
+    k = np.uint64(63 - leading_zeros(np.uint64(n)))
+    r = INST[np.int64((np.uint64(iid) * np.uint64(HASH_MUL)) >> (np.uint64(64) - k)), I_BUCKET]
+    while r >= 0:
+        if INST[r, I_ID] == iid:
+            return r
+        r = INST[r, I_CHAIN]
+    return np.int64(-1)
 
 
 # ================================================================ matching

@@ -27,6 +27,33 @@ from exchange.engine.config import InstrumentConfig
 ARRAY_NAMES: tuple[str, ...] = ("O", "LV", "LVT", "BM", "INST", "S")
 #: Width of ``INST`` before the indicative-price columns were appended (still loadable).
 _INST_FIELDS_BEFORE_AUCTION = 21
+#: Width of ``INST`` before the instrument-lookup hash columns were appended.
+_INST_FIELDS_BEFORE_HASH = 25
+
+
+def inst_bucket(instrument_id: int, rows: int) -> int:
+    """Hash bucket of an instrument id among ``rows`` instruments: Fibonacci hashing into
+    ``2**k <= rows`` buckets, exactly as ``kernel._find_inst`` computes it."""
+    if rows == 1:
+        return 0
+    k = rows.bit_length() - 1
+    return ((instrument_id * K.HASH_MUL) & 0xFFFFFFFFFFFFFFFF) >> (64 - k)
+
+
+def link_instrument_buckets(inst: np.ndarray) -> None:
+    """Fill the ``I_BUCKET`` / ``I_CHAIN`` columns so the kernel finds an instrument's
+    row by id in expected O(1) (rows in a bucket chain in ascending order)."""
+    n = inst.shape[0]
+    inst[:, K.I_BUCKET] = -1
+    inst[:, K.I_CHAIN] = -1
+    tails: dict[int, int] = {}
+    for r in range(n):
+        b = inst_bucket(int(inst[r, K.I_ID]), n)
+        if b in tails:
+            inst[tails[b], K.I_CHAIN] = r
+        else:
+            inst[b, K.I_BUCKET] = r
+        tails[b] = r
 
 
 @dataclass
@@ -54,10 +81,15 @@ class EngineState:
         if missing:
             raise FlopexError(f"engine snapshot: missing array {missing[0]}")
         st = cls(**{n: np.array(arrays[n], copy=True) for n in ARRAY_NAMES})
-        if st.INST.ndim == 2 and st.INST.shape[1] == _INST_FIELDS_BEFORE_AUCTION:
-            # snapshots from before the opening auction: no indicative price published yet
+        if st.INST.ndim == 2 and st.INST.shape[1] in (
+            _INST_FIELDS_BEFORE_AUCTION,
+            _INST_FIELDS_BEFORE_HASH,
+        ):
+            # older snapshots: no indicative price published yet (before the auction);
+            # the lookup columns are derived from the ids
             pad = np.zeros((st.INST.shape[0], K.N_IFIELDS - st.INST.shape[1]), dtype=np.int64)
             st.INST = np.concatenate([st.INST, pad], axis=1)
+            link_instrument_buckets(st.INST)
         if st.O.dtype != np.int32 or st.O.ndim != 2 or st.O.shape[1] != K.N_OFIELDS:
             raise FlopexError("engine snapshot: array O has the wrong layout")
         if st.INST.ndim != 2 or st.INST.shape[1] != K.N_IFIELDS:
@@ -122,6 +154,7 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
         row[K.I_BEST : K.I_BEST + 4] = -1
         ladder += 4 * nlev
         words += 4 * nw
+    link_instrument_buckets(inst)
     o = _aligned_rows(max_orders, K.N_OFIELDS)
     o[:, K.F_INST] = -1
     o[:, K.F_GEN] = 1
