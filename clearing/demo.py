@@ -80,6 +80,7 @@ class ServerProcess:
         self.lines = []
         cmd = [
             sys.executable, "-m", "exchange.cli", "serve", "--port", str(self.port),
+            "--md-port", str(self.port + 1),
             "--data-dir", str(self.data_dir), "--trade-date", self.day.isoformat(),
             "--access", str(self.access), "--exit-after-close",
         ]  # fmt: skip
@@ -125,12 +126,27 @@ class ServerProcess:
 
 
 def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (kept across restarts)."""
+    """A port ``p`` on 127.0.0.1 with ``p`` and ``p + 1`` (the feed) free now, chosen below
+    the kernel's ephemeral range so no outgoing connection of the demo's own clients can
+    take either while the server restarts (kept across restarts)."""
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low = int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, max(20002, low - 2))
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise FlopexError("demo: no free pair of TCP ports on 127.0.0.1 below the ephemeral range")
 
 
 def _digest(text: str) -> str | None:
