@@ -840,11 +840,17 @@ class Gateway:
             rec = self.orders.get(ev[1])
             if rec is None:
                 return
-            r, _increase, stop = ctx[2]
+            r, reserved, stop = ctx[2]
             s = rec.session
-            decrease = rec.quantity - ev[6]
-            if decrease > 0:
-                self.risk.release(rec.account_id, rec.instrument_id, rec.side, decrease)
+            # The check reserved the increase over the quantity the gateway knew then; a
+            # fill earlier in the same batch may have changed it since (a fill moves working
+            # quantity into the position, so the checked exposure still holds). Settle the
+            # working quantity to the engine's real change: new leaves - leaves just before.
+            adjust = (ev[6] - rec.quantity) - reserved
+            if adjust > 0:
+                self.risk.reserve(rec.account_id, rec.instrument_id, rec.side, adjust)
+            elif adjust < 0:
+                self.risk.release(rec.account_id, rec.instrument_id, rec.side, -adjust)
             if s.orders.get(rec.token) is rec:
                 del s.orders[rec.token]
             rec.token = r.token
