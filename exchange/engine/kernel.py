@@ -636,33 +636,32 @@ def _fillable(O, LV, BM, INST, i, slot, needed):
     return total
 
 
+@njit(**SMALL)
+def _new_match(INST, S, i, price):
+    """The next match id; ``price`` becomes the instrument's last trade price."""
+    mid = S[S_MATCH_ID]
+    S[S_MATCH_ID] = mid + 1
+    INST[i, I_LAST] = price
+    INST[i, I_HAS_LAST] = 1
+    return mid
+
+
+@njit(**SMALL)
+def _emit_fill(E, ne, O, INST, r, ts, price, qty, mid, agg):
+    """TRADE for a booked order ``r`` already reduced by the fill (leaves: shown + hidden)."""
+    leaves = np.int64(O[r, F_SHOWN]) + O[r, F_HIDDEN]
+    return _emit_order(E, ne, O, INST, r, E_TRADE, ts, _U0, price, qty, leaves, mid, 0, agg)
+
+
 @njit(**INLINE)
 def _trade(E, ne, O, LVT, INST, S, i, slot, r, L, qty, q_after, price, ts):
     """Book one fill of ``qty`` between aggressor slot and resting r; emit both sides."""
-    mid = S[S_MATCH_ID]
-    S[S_MATCH_ID] = mid + 1
+    mid = _new_match(INST, S, i, price)
     O[r, F_SHOWN] -= qty
     LVT[L] -= qty
-    INST[i, I_LAST] = price
-    INST[i, I_HAS_LAST] = 1
     agg = _side(O, slot)
     ne = _emit_order(E, ne, O, INST, slot, E_TRADE, ts, _U0, price, qty, q_after, mid, 0, agg)
-    ne = _emit_order(
-        E,
-        ne,
-        O,
-        INST,
-        r,
-        E_TRADE,
-        ts,
-        _U0,
-        price,
-        qty,
-        np.int64(O[r, F_SHOWN]) + O[r, F_HIDDEN],
-        mid,
-        0,
-        agg,
-    )
+    ne = _emit_fill(E, ne, O, INST, r, ts, price, qty, mid, agg)
     return ne
 
 
@@ -986,46 +985,13 @@ def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
         b = LV[0, Lb]
         a = LV[0, La]
         qty = min(np.int64(O[b, F_SHOWN]), np.int64(O[a, F_SHOWN]))
-        mid = S[S_MATCH_ID]
-        S[S_MATCH_ID] = mid + 1
-        INST[i, I_LAST] = price
-        INST[i, I_HAS_LAST] = 1
+        mid = _new_match(INST, S, i, price)
         O[b, F_SHOWN] -= qty
         O[a, F_SHOWN] -= qty
         LVT[Lb] -= qty
         LVT[La] -= qty
-        ne = _emit_order(
-            E,
-            ne,
-            O,
-            INST,
-            b,
-            E_TRADE,
-            ts,
-            _U0,
-            price,
-            qty,
-            np.int64(O[b, F_SHOWN]) + O[b, F_HIDDEN],
-            mid,
-            0,
-            0,
-        )
-        ne = _emit_order(
-            E,
-            ne,
-            O,
-            INST,
-            a,
-            E_TRADE,
-            ts,
-            _U0,
-            price,
-            qty,
-            np.int64(O[a, F_SHOWN]) + O[a, F_HIDDEN],
-            mid,
-            0,
-            0,
-        )
+        ne = _emit_fill(E, ne, O, INST, b, ts, price, qty, mid, 0)
+        ne = _emit_fill(E, ne, O, INST, a, ts, price, qty, mid, 0)
         _after_fill(O, LV, LVT, BM, INST, S, i, B_BID, bb, b)
         _after_fill(O, LV, LVT, BM, INST, S, i, B_ASK, ba, a)
     if cur_b >= 0:
