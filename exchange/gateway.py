@@ -408,21 +408,30 @@ class Gateway:
         if expire:
             rec.expire = expire
             heapq.heappush(self._gtd, (expire, ref))
-        # the command row (COMMAND_DTYPE field order, as _row()) and the batch slot
-        self._slots.append(len(self._entries))
-        self._rows.append(
-            (
-                0, ref, tok, 0, price, stop, qty, display, min_qty, expire, inst, account,
-                smp_group, _NEW, SIDE_TO_ENGINE[side], ORDER_TYPE_TO_ENGINE[otype],
-                TIF_TO_ENGINE[tif], SMP_TO_ENGINE[smp],
-                _POST_ONLY_FLAG if post_only == _POST_YES else 0, 0, 0,
-            )
-        )  # fmt: skip
-        self._entries.append((_K_NEW, rec, raw))
-        if not self._scheduled:
-            self._scheduled = True
-            if self.schedule is not None:
-                self.schedule(self._loop_flush)
+        row = (
+            0,
+            ref,
+            tok,
+            0,
+            price,
+            stop,
+            qty,
+            display,
+            min_qty,
+            expire,
+            inst,
+            account,
+            smp_group,
+            _NEW,
+            SIDE_TO_ENGINE[side],
+            ORDER_TYPE_TO_ENGINE[otype],
+            TIF_TO_ENGINE[tif],
+            SMP_TO_ENGINE[smp],
+            _POST_ONLY_FLAG if post_only == _POST_YES else 0,
+            0,
+            0,
+        )  # fmt: skip  -- COMMAND_DTYPE field order, as _row() (which has no expiry/flags)
+        self._push(_K_NEW, row, rec, raw)
 
     def _needs_order_id(self, recs: list[OrderRec]) -> None:
         """Orders still waiting in the pending batch get their engine id by flushing now."""
@@ -440,37 +449,9 @@ class Gateway:
             if s.orders.get(token) is not rec:  # done while flushing
                 self._reject(s, token, 0x58, RejectCode.ORDER_NOT_WORKING, 1)
                 return
-        self._slots.append(len(self._entries))
-        self._rows.append(
-            (
-                0,
-                rec.ref,
-                token,
-                rec.order_id,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                rec.account_id,
-                0,
-                _CANCEL,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-            )
-        )  # fmt: skip  -- _row(CmdType.CANCEL, ref, token, order id, account=...)
-        self._entries.append((_K_CANCEL, rec, 0))
-        if not self._scheduled:
-            self._scheduled = True
-            if self.schedule is not None:
-                self.schedule(self._loop_flush)
+        self._push(
+            _K_CANCEL, _row(_CANCEL, rec.ref, token, rec.order_id, account=rec.account_id), rec, 0
+        )
 
     def _replace(self, s: Session, r: m.ReplaceOrder) -> None:
         rec = s.orders.get(r.orig_token)
@@ -713,13 +694,8 @@ class Gateway:
         touched = self._touched
         note: dict[str, Any] = {}
         if touched:
-            if len(touched) == 1:  # the closed-loop case: one session, no dict comprehensions
-                s = touched[0]
-                note["m"] = {s.name: s.take_unjournaled()}
-                note["t"] = {s.name: [s.last_token, s.status_sent]}
-            else:
-                note["m"] = {s.name: s.take_unjournaled() for s in touched}
-                note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
+            note["m"] = {s.name: s.take_unjournaled() for s in touched}
+            note["t"] = {s.name: [s.last_token, s.status_sent] for s in touched}
             touched.clear()
         refs = {r[1] for r in rows}
         refs.update({ev[1] for ev in events})  # user_ref (LEVEL: 0)

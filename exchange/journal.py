@@ -475,35 +475,21 @@ class Journal:
         if self._pending:
             if self._fd is None or self._seg_size + self._pending_bytes > self.segment_bytes:
                 self._open_segment(self._pending_first)
-            # encode_record inlined: one join for the whole commit, no per-record bytes
-            head16, crc_pack, crc32 = _HEAD16.pack, _CRC.pack, zlib.crc32
             pending = self._pending
-            if len(pending) == 2:  # the gateway's batch: its commands and its note
-                (t1, q1, p1), (t2, q2, p2) = pending
-                h1 = head16(RECORD_MAGIC, t1, 0, len(p1), q1)
-                h2 = head16(RECORD_MAGIC, t2, FLAG_COMMIT_END, len(p2), q2)
-                buf = b"".join(
-                    (
-                        h1, crc_pack(crc32(p1, crc32(h1))), p1,
-                        h2, crc_pack(crc32(p2, crc32(h2))), p2,
-                    )
-                )  # fmt: skip
-            else:
-                parts: list = []
-                last = len(pending) - 1
-                for i, (t, q, p) in enumerate(pending):
-                    head = head16(RECORD_MAGIC, t, FLAG_COMMIT_END if i == last else 0, len(p), q)
-                    parts += (head, crc_pack(crc32(p, crc32(head))), p)
-                buf = b"".join(parts)
+            last = len(pending) - 1
+            buf = b"".join(
+                [
+                    encode_record(t, q, p, FLAG_COMMIT_END if i == last else 0)
+                    for i, (t, q, p) in enumerate(pending)
+                ]
+            )
             self._pending = []
             self._pending_bytes = 0
             assert self._fd is not None
-            k = os.write(self._fd, buf)
-            if k < len(buf):  # a short write (rare): write the rest
-                view = memoryview(buf)[k:]
-                while view:
-                    k = os.write(self._fd, view)
-                    view = view[k:]
+            view = memoryview(buf)
+            while view:  # one write unless it comes back short
+                k = os.write(self._fd, view)
+                view = view[k:]
             self._seg_size += len(buf)
             self.unsynced = True
             self.committed_seq = self.next_seq - 1
@@ -720,7 +706,7 @@ class GatewayJournal:
         if note is not None:
             self.gseq += 1
             note["gw"] = self.gseq
-            journal.note(_ENCODE(note))
+            journal.note(encode_gateway_note(note))
         journal.commit()
         self._since_snapshot += len(rows)
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
