@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from exchange.engine.abi import EVENT_DTYPE, EventType, InstrumentStatus, Side
+from exchange.engine.abi import EVENT_DTYPE, EVENT_RECORD, EventType, InstrumentStatus, Side
 from exchange.protocol import soupbintcp as soup
 from exchange.protocol.layout import F, Layout
 
@@ -195,9 +195,6 @@ _REF = REFERENCE_PRICE.struct
 _SETTLE = DAILY_SETTLEMENT.struct
 _IOP = INDICATIVE_OPENING_PRICE.struct
 
-# events are read as plain tuples in EVENT_DTYPE field order (the 3 pad bytes skipped)
-_EVT = struct.Struct("<qQQqqqqqIIBBBBB3x")
-assert _EVT.size == EVENT_DTYPE.itemsize
 #: a whole framed Level Update (SoupBinTCP length, ``S``, the message) in one pack
 _LEVEL_FRAMED = struct.Struct(">Hc" + _LEVEL.format.lstrip(">")).pack
 _LEVEL_LEN = _LEVEL.size + 1
@@ -350,7 +347,7 @@ class FeedPublisher:
         numpy per-call costs, small or large batch)."""
         if len(events) == 0:
             return 0
-        return self._publish_rows(_EVT.iter_unpack(events.tobytes()))
+        return self._publish_rows(EVENT_RECORD.iter_unpack(events.tobytes()))
 
     def _publish_rows(self, rows: Iterable[tuple]) -> int:
         """:meth:`publish_events` on events as plain-int tuples in ``EVENT_DTYPE`` field

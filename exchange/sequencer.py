@@ -12,21 +12,15 @@ stream it emits is exactly what a journal must store to rebuild the engine.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
-from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, EventType
+from exchange.engine.abi import COMMAND_DTYPE, COMMAND_RECORD, EVENT_DTYPE, EVENT_RECORD, EventType
 
 _LEVEL = int(EventType.LEVEL)
-#: one command record, little-endian and unpadded: exactly ``COMMAND_DTYPE``'s bytes
-_CMD = struct.Struct("<qQQqqqqqqqIIIBBBBBBBB")
-#: one event record (``EVENT_DTYPE``'s bytes; the 3 pad bytes skipped)
-_EVT = struct.Struct("<qQQqqqqqIIBBBBB3x")
-assert _CMD.size == COMMAND_DTYPE.itemsize and _EVT.size == EVENT_DTYPE.itemsize
 assert COMMAND_DTYPE.names[0] == "timestamp"
 #: field names of the tuples :meth:`Sequencer.submit_records` returns
 RECORD_FIELDS: tuple[str, ...] = EVENT_DTYPE.names[:15]
@@ -94,7 +88,7 @@ class Sequencer:
         base = self.reserve(n_slots)
         if not rows:
             return base, []
-        pack = _CMD.pack
+        pack = COMMAND_RECORD.pack
         cmds = np.frombuffer(
             bytearray(
                 b"".join([pack(base + k, *row[1:]) for k, row in zip(slots, rows, strict=True)])
@@ -111,7 +105,7 @@ class Sequencer:
         raw = events.base  # the engine's events are a view of one bytes object: no copy
         if type(raw) is not bytes or len(raw) != events.nbytes:
             raw = events.tobytes()
-        return base, list(_EVT.iter_unpack(raw))
+        return base, list(EVENT_RECORD.iter_unpack(raw))
 
     def submit(self, rows: list[tuple], slots: list[int], n_slots: int) -> tuple[int, list[tuple]]:
         """Run one batch (see :meth:`submit_records`). Returns ``(base, events)``: every

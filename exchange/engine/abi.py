@@ -21,6 +21,7 @@ Field conventions
 
 from __future__ import annotations
 
+import struct
 from enum import IntEnum
 
 import numpy as np
@@ -186,6 +187,15 @@ EVENT_DTYPE = np.dtype(
         ("_pad", "u1", (3,)),
     ]
 )
+
+#: One command record as a precompiled ``struct`` (little-endian, unpadded: exactly
+#: ``COMMAND_DTYPE``'s bytes), for packing small batches without numpy's per-call costs.
+COMMAND_RECORD = struct.Struct("<qQQqqqqqqqIIIBBBBBBBB")
+#: One event record (``EVENT_DTYPE``'s bytes, the 3 pad bytes skipped): ``iter_unpack``
+#: over an event array's bytes gives plain-int tuples in ``EVENT_DTYPE`` field order.
+EVENT_RECORD = struct.Struct("<qQQqqqqqIIBBBBB3x")
+assert COMMAND_RECORD.size == COMMAND_DTYPE.itemsize
+assert EVENT_RECORD.size == EVENT_DTYPE.itemsize
 
 #: The kernel writes events as ten little-endian int64 words per record (one store per
 #: word, in memory order, instead of fifteen field stores): words 0-7 are ``timestamp``
