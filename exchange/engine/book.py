@@ -6,9 +6,9 @@
 >>> [EventType(t).name for t in ev["event_type"]]
 ['ACCEPTED', 'LEVEL']
 
-Every method builds one ``COMMAND_DTYPE`` record and returns the events it caused as an
-``EVENT_DTYPE`` array (a copy). The gateway batches commands through :meth:`process`,
-which is where the speed is (see ``bench/engine.py``).
+Every method builds one ``COMMAND_DTYPE`` record and returns the events it caused as a
+read-only ``EVENT_DTYPE`` array that no later call changes. The gateway batches commands
+through :meth:`process`, which is where the speed is (see ``bench/engine.py``).
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ def events_to_structs(events: np.ndarray) -> list[Event]:
     return [Event(*row) for row in zip(*cols, strict=True)]
 
 
+#: Events per event arena (80 bytes each: ~5 MB); see :meth:`MatchingEngine.process`.
+ARENA_EVENTS = 1 << 16
+
+
 class MatchingEngine:
     """All instruments of one shard: numba state plus a thin command API.
 
@@ -78,8 +82,9 @@ class MatchingEngine:
         self.configs = list(configs)
         self.state = state if state is not None else make_state(self.configs, max_orders)
         self.max_orders = self.state.O.shape[0]
-        self._events = np.zeros(max(event_capacity, 2 * K.MARGIN), dtype=EVENT_DTYPE)
-        self._words = event_words(self._events)  # what the kernel writes into
+        #: events one kernel call may write (grows when a single step needs more)
+        self._cap = max(event_capacity, 2 * K.MARGIN)
+        self._new_arena()
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
         self._arrays = self.state.arrays()
         self._kernel = K.process
@@ -87,38 +92,69 @@ class MatchingEngine:
         self._fast: Any = None
 
     # ------------------------------------------------------------------ batch
+    def _new_arena(self) -> None:
+        """Start a fresh event arena (the old one lives on while results point into it)."""
+        size = max(ARENA_EVENTS, 4 * self._cap)
+        arena = np.zeros(size, dtype=EVENT_DTYPE)
+        self._arena_words = event_words(arena)  # what the kernel writes into
+        # results are slices of the arena itself: read-only from birth (and they cannot
+        # be made writeable), while the kernel writes through its own view
+        arena.setflags(write=False)
+        self._arena = arena
+        self._pos = 0
+
     def process(self, cmds: np.ndarray) -> np.ndarray:
         """Apply a batch of ``COMMAND_DTYPE`` records; return every event they caused.
 
-        Loops over kernel calls while the event buffer fills, growing it when a single
-        step needs more room than it has. Deterministic: same commands, same events.
+        The result is read-only and never changes: the kernel writes each call's events
+        into a part of an *event arena* that no later call writes again, and the result is
+        a view of that part (no copy: O(1) on top of the kernel). An arena holds
+        :data:`ARENA_EVENTS` events; when the next call might not fit, a fresh one is
+        started and the old one is freed once no result points into it (a kept result
+        keeps its whole arena alive, ~5 MB). Loops over kernel calls while the buffer
+        fills, growing it when a single step needs more room than it has.
+        Deterministic: same commands, same events.
         """
         if cmds.dtype is not COMMAND_DTYPE and cmds.dtype != COMMAND_DTYPE:
             raise FlopexError("engine.process: commands must be COMMAND_DTYPE records")
         if not cmds.flags.c_contiguous:  # the compiled entry point takes C-contiguous arrays
             cmds = np.ascontiguousarray(cmds)
+        start = self._pos
+        end = start + self._cap
+        if end > len(self._arena):
+            self._new_arena()
+            start, end = 0, self._cap
         fast = self._fast
         if fast is None:
-            used, ne, more = self._kernel(cmds, self._words, *self._arrays)
+            used, ne, more = self._kernel(cmds, self._arena_words[start:end], *self._arrays)
             self._fast = next(iter(self._kernel.overloads.values())).entry_point
         else:
-            used, ne, more = fast(cmds, self._words, *self._arrays)
+            used, ne, more = fast(cmds, self._arena_words[start:end], *self._arrays)
+        self._pos = start + ne
+        out = self._arena[start : start + ne]
         if not more and used == len(cmds):  # the common case: one call did everything
-            # bytes round trip: ~10x faster than copying a structured slice (read-only)
-            return np.frombuffer(self._events[:ne].tobytes(), EVENT_DTYPE)
-        chunks = [self._events[:ne].copy()]
+            return out
+        chunks = [out]
         pos, n = used, len(cmds)
         S = self.state.S
         while True:
-            if S[K.S_NEED] > len(self._events):
-                self._events = np.zeros(int(S[K.S_NEED]) * 2, dtype=EVENT_DTYPE)
-                self._words = event_words(self._events)
+            if S[K.S_NEED] > self._cap:
+                self._cap = int(S[K.S_NEED]) * 2
             if pos >= n and S[K.S_PEND_KIND] == K.PEND_NONE:
                 break
-            used, ne, more = self._kernel(cmds[pos:], self._words, *self._arrays)
-            chunks.append(self._events[:ne].copy())
+            start = self._pos
+            if start + self._cap > len(self._arena):
+                self._new_arena()
+                start = 0
+            used, ne, more = self._kernel(
+                cmds[pos:], self._arena_words[start : start + self._cap], *self._arrays
+            )
+            self._pos = start + ne
+            chunks.append(self._arena[start : start + ne])
             pos += used
-        return np.concatenate(chunks)
+        out = np.concatenate(chunks)
+        out.setflags(write=False)
+        return out
 
     def submit(self, cmd: np.void | np.ndarray) -> np.ndarray:
         """Apply one command record; return its events."""

@@ -196,3 +196,29 @@ def test_config_from_the_h100_spec_uses_ticks_limits_and_protection() -> None:
     assert cfg.price_limit_ticks == 300  # 10 % of 3000 ticks
     assert cfg.market_protection_ticks == 50
     assert cfg.max_qty == 500
+
+
+@pytest.mark.parametrize("capacity", [24, 1 << 14])
+def test_returned_events_never_change_and_cannot_be_written(monkeypatch, capacity) -> None:
+    # Arrange: small arenas, so the run below starts several new ones
+    monkeypatch.setattr("exchange.engine.book.ARENA_EVENTS", 64)
+    cmds = random_stream(600, seed=7)
+    eng = MatchingEngine(CONFIGS, max_orders=512, event_capacity=capacity)
+    ref = ReferenceBook(CONFIGS, max_orders=512)
+    # Act: one call per command, keeping every result
+    kept = [(eng.process(cmds[k : k + 1]), ref.process(cmds[k : k + 1])) for k in range(600)]
+    # Assert: each result still holds exactly its own command's events, and is read-only
+    for ours, theirs in kept:
+        assert event_tuples(ours) == event_tuples(theirs)
+        assert not ours.flags.writeable
+        with pytest.raises(ValueError):
+            ours["qty"][:] = 0
+
+
+def test_a_batch_bigger_than_the_arena_returns_every_event() -> None:
+    cmds = random_stream(3000, seed=8)
+    eng = MatchingEngine(CONFIGS, max_orders=512, event_capacity=1 << 17)
+    ref = ReferenceBook(CONFIGS, max_orders=512)
+    ours = eng.process(cmds)
+    assert event_tuples(ours) == event_tuples(ref.process(cmds))
+    assert not ours.flags.writeable
