@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from numba import typeof
 
 from contracts.errors import FlopexError
 from exchange.engine import kernel as K
@@ -60,6 +61,23 @@ def events_to_structs(events: np.ndarray) -> list[Event]:
     return [Event(*row) for row in zip(*cols, strict=True)]
 
 
+def _kernel_entry(cmds: np.ndarray, words: np.ndarray, arrays: tuple) -> Any:
+    """The compiled entry point of ``kernel.process`` for these argument types, with the
+    commands typed *writable* whatever ``cmds`` is.
+
+    numba compiles one specialization per argument type, and a read-only array (commands
+    decoded from journal bytes by ``np.frombuffer``) is another type: without this, the
+    first recovery or ``journal verify`` on a cold cache compiled the whole kernel a second
+    time (~27 s). The kernel never writes the commands, so one specialization serves both;
+    the entry point unboxes arrays without looking at their flags. It also skips the
+    dispatcher's argument typing on every later call (~0.4 us)."""
+    if not cmds.flags.writeable:
+        cmds = cmds.copy()
+    K.process(cmds[:0], words[: 2 * K.MARGIN], *arrays)  # compiles or loads; no effect
+    sig = tuple(typeof(a) for a in (cmds, words, *arrays))
+    return K.process.overloads[sig].entry_point
+
+
 #: Events per event arena (80 bytes each: ~5 MB); see :meth:`MatchingEngine.process`.
 ARENA_EVENTS = 1 << 16
 
@@ -87,8 +105,7 @@ class MatchingEngine:
         self._new_arena()
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
         self._arrays = self.state.arrays()
-        self._kernel = K.process
-        #: the compiled entry point skips the dispatcher's argument typing (~0.4 us a call)
+        #: the kernel's compiled entry point (see :func:`_kernel_entry`), set on first use
         self._fast: Any = None
 
     # ------------------------------------------------------------------ batch
@@ -126,10 +143,8 @@ class MatchingEngine:
             start, end = 0, self._cap
         fast = self._fast
         if fast is None:
-            used, ne, more = self._kernel(cmds, self._arena_words[start:end], *self._arrays)
-            self._fast = next(iter(self._kernel.overloads.values())).entry_point
-        else:
-            used, ne, more = fast(cmds, self._arena_words[start:end], *self._arrays)
+            fast = self._fast = _kernel_entry(cmds, self._arena_words, self._arrays)
+        used, ne, more = fast(cmds, self._arena_words[start:end], *self._arrays)
         self._pos = start + ne
         out = self._arena[start : start + ne]
         if not more and used == len(cmds):  # the common case: one call did everything
@@ -146,7 +161,7 @@ class MatchingEngine:
             if start + self._cap > len(self._arena):
                 self._new_arena()
                 start = 0
-            used, ne, more = self._kernel(
+            used, ne, more = fast(
                 cmds[pos:], self._arena_words[start : start + self._cap], *self._arrays
             )
             self._pos = start + ne

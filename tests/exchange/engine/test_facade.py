@@ -222,3 +222,17 @@ def test_a_batch_bigger_than_the_arena_returns_every_event() -> None:
     ours = eng.process(cmds)
     assert event_tuples(ours) == event_tuples(ref.process(cmds))
     assert not ours.flags.writeable
+
+
+def test_read_only_commands_reuse_the_one_compiled_kernel() -> None:
+    # Arrange: commands decoded from bytes, as journal replay has them (read-only)
+    from exchange.engine import kernel as K
+
+    cmds = random_stream(200, seed=9)
+    frozen = np.frombuffer(cmds.tobytes(), COMMAND_DTYPE)
+    assert not frozen.flags.writeable
+    # Act
+    ours = MatchingEngine(CONFIGS, max_orders=512).process(frozen)
+    # Assert: same events as from writable commands, and no read-only specialization
+    assert event_tuples(ours) == event_tuples(MatchingEngine(CONFIGS, max_orders=512).process(cmds))
+    assert all(sig[0].mutable for sig in K.process.overloads)
