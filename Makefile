@@ -33,6 +33,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench.engine
 	$(PY) -m bench.wire
+	$(PY) -m bench.wire_compiled
 	$(PY) -m bench.journal
 	$(PY) -m bench.settle
 	$(PY) -m pytest -q -m slow tests/exchange/engine/test_bench_engine.py
@@ -40,6 +41,7 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m bench.engine --quick
 	$(PY) -m bench.wire --quick
+	$(PY) -m bench.wire_compiled --quick
 	$(PY) -m bench.journal --quick
 	$(PY) -m bench.settle --quick
 
