@@ -32,6 +32,7 @@ from exchange.engine.abi import (
     event_words,
 )
 from exchange.engine.config import InstrumentConfig
+from exchange.engine.entry import make_handle, process_handle
 from exchange.engine.state import EngineState, make_state
 
 
@@ -61,9 +62,9 @@ def events_to_structs(events: np.ndarray) -> list[Event]:
     return [Event(*row) for row in zip(*cols, strict=True)]
 
 
-def _kernel_entry(cmds: np.ndarray, words: np.ndarray, arrays: tuple) -> Any:
-    """The compiled entry point of ``kernel.process`` for these argument types, with the
-    commands typed *writable* whatever ``cmds`` is.
+def _kernel_entry(cmds: np.ndarray, words: np.ndarray, handle: np.ndarray) -> Any:
+    """The compiled entry point of :func:`~exchange.engine.entry.process_handle` for these
+    argument types, with the commands typed *writable* whatever ``cmds`` is.
 
     numba compiles one specialization per argument type, and a read-only array (commands
     decoded from journal bytes by ``np.frombuffer``) is another type: without this, the
@@ -73,9 +74,9 @@ def _kernel_entry(cmds: np.ndarray, words: np.ndarray, arrays: tuple) -> Any:
     dispatcher's argument typing on every later call (~0.4 us)."""
     if not cmds.flags.writeable:
         cmds = cmds.copy()
-    K.process(cmds[:0], words[: 2 * K.MARGIN], *arrays)  # compiles or loads; no effect
-    sig = tuple(typeof(a) for a in (cmds, words, *arrays))
-    return K.process.overloads[sig].entry_point
+    process_handle(cmds[:0], words, 0, 2 * K.MARGIN, handle)  # compiles or loads; no effect
+    sig = tuple(typeof(a) for a in (cmds, words, 0, 0, handle))
+    return process_handle.overloads[sig].entry_point
 
 
 #: Events per event arena (80 bytes each: ~5 MB); see :meth:`MatchingEngine.process`.
@@ -104,7 +105,9 @@ class MatchingEngine:
         self._cap = max(event_capacity, 2 * K.MARGIN)
         self._new_arena()
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
-        self._arrays = self.state.arrays()
+        #: the state arrays as one handle (addresses and shapes, see ``entry.make_handle``);
+        #: ``self.state`` keeps the arrays alive, so the addresses stay valid
+        self._handle = make_handle(self.state)
         #: the kernel's compiled entry point (see :func:`_kernel_entry`), set on first use
         self._fast: Any = None
 
@@ -143,8 +146,8 @@ class MatchingEngine:
             start, end = 0, self._cap
         fast = self._fast
         if fast is None:
-            fast = self._fast = _kernel_entry(cmds, self._arena_words, self._arrays)
-        used, ne, more = fast(cmds, self._arena_words[start:end], *self._arrays)
+            fast = self._fast = _kernel_entry(cmds, self._arena_words, self._handle)
+        used, ne, more = fast(cmds, self._arena_words, start, end, self._handle)
         self._pos = start + ne
         out = self._arena[start : start + ne]
         if not more and used == len(cmds):  # the common case: one call did everything
@@ -162,7 +165,7 @@ class MatchingEngine:
                 self._new_arena()
                 start = 0
             used, ne, more = fast(
-                cmds[pos:], self._arena_words[start : start + self._cap], *self._arrays
+                cmds[pos:], self._arena_words, start, start + self._cap, self._handle
             )
             self._pos = start + ne
             chunks.append(self._arena[start : start + ne])

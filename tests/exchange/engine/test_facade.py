@@ -236,3 +236,12 @@ def test_read_only_commands_reuse_the_one_compiled_kernel() -> None:
     # Assert: same events as from writable commands, and no read-only specialization
     assert event_tuples(ours) == event_tuples(MatchingEngine(CONFIGS, max_orders=512).process(cmds))
     assert all(sig[0].mutable for sig in K.process.overloads)
+
+
+def test_a_state_array_the_handle_cannot_describe_is_refused() -> None:
+    from exchange.engine.entry import make_handle
+
+    eng = MatchingEngine(CONFIGS, max_orders=64)
+    eng.state.LVT = eng.state.LVT[::2]  # a strided view: its memory is not one block
+    with pytest.raises(ValueError, match="engine state array LVT: not a C-contiguous 1-d int64"):
+        make_handle(eng.state)
