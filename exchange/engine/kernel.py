@@ -24,14 +24,26 @@ dropped and the event stream is identical to an unbounded run.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.datamodel import models, register_default
 from numba.core.errors import TypingError
+from numba.core.imputils import lower_builtin
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
+from numba.np.arrayobj import (
+    getitem_array_tuple,
+    getitem_arraynd_intp,
+    load_item,
+    make_array,
+    populate_array,
+    setitem_array,
+    store_item,
+)
 
 # ---- order fields (rows of O)
 F_PREV = 0
@@ -232,13 +244,71 @@ def _data(typingctx, arr):
     return sig, codegen
 
 
+class StateView(types.Array):
+    """Numba type of the state views: a C-contiguous array indexed by integers **without
+    negative-index wraparound** (numba wraps a negative signed index like Python, which
+    costs a sign test and the dimension's length at every access whose index LLVM cannot
+    prove non-negative). The kernel never indexes state with negative numbers."""
+
+    def __init__(self, dtype, ndim):
+        super().__init__(dtype, ndim, "C", name=f"stateview({dtype}, {ndim}d)")
+
+
+register_default(StateView)(models.ArrayModel)
+
+
+def _int_indices(context, builder, idxty, idx):
+    """The index values as intp if every index is an integer, else None."""
+    tys = idxty.types if isinstance(idxty, types.BaseTuple) else (idxty,)
+    if not all(isinstance(t, types.Integer) for t in tys):
+        return None
+    is_tuple = isinstance(idxty, types.BaseTuple)
+    vals = cgutils.unpack_tuple(builder, idx, len(tys)) if is_tuple else [idx]
+    return [context.cast(builder, v, t, types.intp) for v, t in zip(vals, tys, strict=True)]
+
+
+def _view_pointer(context, builder, aryty, ary, inds):
+    a = make_array(aryty)(context, builder, ary)
+    shape = cgutils.unpack_tuple(builder, a.shape, aryty.ndim)
+    strides = cgutils.unpack_tuple(builder, a.strides, aryty.ndim)
+    return cgutils.get_item_pointer2(
+        context, builder, a.data, shape, strides, "C", inds, wraparound=False
+    )
+
+
+@lower_builtin(operator.getitem, StateView, types.Integer)
+@lower_builtin(operator.getitem, StateView, types.BaseTuple)
+def _view_getitem(context, builder, sig, args):
+    aryty, idxty = sig.args
+    inds = _int_indices(context, builder, idxty, args[1])
+    if inds is None or len(inds) != aryty.ndim:
+        generic = (
+            getitem_array_tuple if isinstance(idxty, types.BaseTuple) else getitem_arraynd_intp
+        )
+        return generic(context, builder, sig, args)
+    ptr = _view_pointer(context, builder, aryty, args[0], inds)
+    return load_item(context, builder, aryty, ptr)
+
+
+@lower_builtin(operator.setitem, StateView, types.Integer, types.Any)
+@lower_builtin(operator.setitem, StateView, types.BaseTuple, types.Any)
+def _view_setitem(context, builder, sig, args):
+    aryty, idxty, valty = sig.args
+    inds = _int_indices(context, builder, idxty, args[1])
+    if inds is None or len(inds) != aryty.ndim:
+        return setitem_array(context, builder, sig, args)
+    ptr = _view_pointer(context, builder, aryty, args[0], inds)
+    store_item(context, builder, aryty, context.cast(builder, args[2], valty, aryty.dtype), ptr)
+    return context.get_dummy_value()
+
+
 def _state_view(ptr_at, *dims):
     """An intrinsic ``view(P)``: the C-contiguous array whose data pointer is
     ``P[ptr_at]``; each of ``dims`` is a constant (an int) or ``("P", k)`` for ``P[k]``."""
 
     @intrinsic
     def view(typingctx, P):
-        retty = types.Array(P.types[ptr_at].dtype, len(dims), "C")
+        retty = StateView(P.types[ptr_at].dtype, len(dims))
 
         def codegen(context, builder, signature, args):
             (handle,) = args
@@ -860,6 +930,9 @@ def _aggress(ne, P, i, slot, cur, ts):
                         r = O[r, F_NEXT]
                 continue
         r = LV[0, L]
+        nx = np.int64(O[r, F_NEXT])
+        if nx >= 0:  # the next fill's resting order: start loading its row now
+            _prefetch(O, nx * N_OFIELDS)
         if _is_self(O, slot, r):
             if smp == SMP_INCOMING:
                 status = 1
