@@ -201,9 +201,10 @@ _U0 = np.uint64(0)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 JIT = {"cache": True, "_nrt": False, "boundscheck": False}
-#: Command handlers are inlined into the batch loop by numba (``inline="always"``): LLVM
-#: would not inline them (each takes a dozen exploded array arguments) and a call costs
-#: ~20 ns. Small helpers are plain ``@njit`` functions instead: numba compiles each once
+#: Command handlers are inlined into the batch loop by numba (``inline="always"``); the
+#: big rare ones (``_aggress``, ``_replace``, ...) stay out of line and take the state
+#: handle ``P`` (below), so a call costs a few values instead of ~60 exploded array
+#: fields. Small helpers are plain ``@njit`` functions instead: numba compiles each once
 #: per signature and LLVM inlines them at -O3 anyway. Inlining those at numba's IR level
 #: re-typed them at every call site: the cold compile took 60 s, now 27 s, and the
 #: batch loop got 2-3 % faster (measured: docs/engine.md).
