@@ -931,9 +931,6 @@ def _aggress(ne, P, i, slot, cur, ts):
                         r = O[r, F_NEXT]
                 continue
         r = LV[0, L]
-        nx = np.int64(O[r, F_NEXT])
-        if nx >= 0:  # the next fill's resting order: start loading its row now
-            _prefetch(O, nx * N_OFIELDS)
         if _is_self(O, slot, r):
             if smp == SMP_INCOMING:
                 status = 1
