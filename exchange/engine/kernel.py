@@ -5,8 +5,8 @@ Everything here is ``@njit(cache=True, _nrt=False)``: the kernels never allocate
 are compiled without numba's reference counting (the single biggest speed factor, see
 ``DESIGN.md``). State is a handful of numpy arrays created by :mod:`exchange.engine.state`:
 
-``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 64-byte row (a cache line) per
-          order, so a random cancel touches one line, not sixteen (measured: 2x on cancels)
+``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 60-byte row per order, so a
+          random cancel touches one or two lines, not fifteen (measured: 2x on cancels)
 ``LV``    int32 ``(3, levels)`` head, tail, order count per price level
 ``LVT``   int64 ``(levels,)`` visible quantity per level
 ``BM``    uint64 bitmap of non-empty levels (one bit per level)
@@ -48,21 +48,24 @@ from numba.np.arrayobj import (
 # ---- order fields (rows of O)
 F_PREV = 0
 F_NEXT = 1
-F_INST = 2
-F_FLAGS = 3  # side | otype << 2 | tif << 5 | smp << 8 | post_only << 10
-F_PRICE = 4
-F_STOP = 5
-F_SHOWN = 6
-F_HIDDEN = 7  # untriggered stops keep their minimum quantity here
-F_DISPLAY = 8
-F_ACCOUNT = 9
-F_GROUP = 10
-F_GEN = 11
-F_UREF_LO = 12  # gateway routing tag (uint64) as two int32 halves
-F_UREF_HI = 13
-F_EXP_LO = 14  # GTD expiry (int64 ns) as two int32 halves
-F_EXP_HI = 15
-N_OFIELDS = 16  # 64 bytes: one cache line per order
+F_FLAGS = 2  # side | otype << 2 | tif << 5 | smp << 8 | post_only << 10 | instrument << 11
+F_PRICE = 3
+F_STOP = 4
+F_SHOWN = 5
+F_HIDDEN = 6  # untriggered stops keep their minimum quantity here
+F_DISPLAY = 7
+F_ACCOUNT = 8
+F_GROUP = 9
+F_GEN = 10
+F_UREF_LO = 11  # gateway routing tag (uint64) as two int32 halves
+F_UREF_HI = 12
+F_EXP_LO = 13  # GTD expiry (int64 ns) as two int32 halves
+F_EXP_HI = 14
+N_OFIELDS = 15  # 60 bytes per order
+#: The instrument row sits in the flags' top bits; a free slot's flags are -1 (so its
+#: instrument reads -1). Rows fit 2**20 instruments.
+INST_SHIFT = 11
+MAX_INSTRUMENTS = 1 << 20
 
 # ---- instrument fields (columns of INST)
 I_ID = 0
@@ -438,6 +441,12 @@ def _smp(O, slot):
 
 
 @njit(**SMALL)
+def _inst(O, slot):
+    """Instrument row of the order in ``slot`` (-1 for a free slot)."""
+    return np.int64(O[slot, F_FLAGS] >> INST_SHIFT)
+
+
+@njit(**SMALL)
 def _event_price(O, slot):
     t = _otype(O, slot)
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -455,7 +464,7 @@ def _emit_order(E, ne, O, INST, slot, et, ts, token, price, qty, leaves, mid, re
         _uref(O, slot),
         token,
         _oid(O, slot),
-        INST[O[slot, F_INST], I_ID],
+        INST[_inst(O, slot), I_ID],
         np.uint32(O[slot, F_ACCOUNT]),
         _side(O, slot),
         agg,
@@ -571,7 +580,7 @@ def _unlink(O, LV, LVT, BM, INST, i, book, idx, slot):
 @njit(**SMALL)
 def _book_idx(O, INST, slot):
     """(book, level index) where a linked order sits."""
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     side = O[slot, F_FLAGS] & 3
     t = (O[slot, F_FLAGS] >> 2) & 7
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -584,7 +593,7 @@ def _free_slot(O, S, slot):
     """Bump the slot's generation and push it on the free list (chained through F_NEXT)."""
     g = (O[slot, F_GEN] + 1) & 0x7FFFFFFF
     O[slot, F_GEN] = g if g != 0 else 1
-    O[slot, F_INST] = -1
+    O[slot, F_FLAGS] = -1  # free: no instrument
     O[slot, F_NEXT] = S[S_FREE_HEAD]
     S[S_FREE_HEAD] = slot
     S[S_FREE_COUNT] += 1
@@ -641,7 +650,7 @@ def _cancel_linked(ne, P, slot, reason, ts, token):
         0,
     )
     book, idx = _book_idx(O, INST, slot)
-    _unlink(O, LV, LVT, BM, INST, O[slot, F_INST], book, idx, slot)
+    _unlink(O, LV, LVT, BM, INST, _inst(O, slot), book, idx, slot)
     _free_slot(O, S, slot)
     return ne
 
@@ -1375,8 +1384,9 @@ def _new(ne, c, P):
     slot = S[S_FREE_HEAD]
     S[S_FREE_HEAD] = O[slot, F_NEXT]
     S[S_FREE_COUNT] -= 1
-    O[slot, F_INST] = i
-    O[slot, F_FLAGS] = side | (otype << 2) | (tif << 5) | (smp << 8) | ((c.flags & 1) << 10)
+    O[slot, F_FLAGS] = (
+        side | (otype << 2) | (tif << 5) | (smp << 8) | ((c.flags & 1) << 10) | (i << INST_SHIFT)
+    )
     O[slot, F_PRICE] = price
     O[slot, F_STOP] = c.stop_price if is_stop else 0
     O[slot, F_SHOWN] = qty
@@ -1429,7 +1439,7 @@ def _lookup(O, c):
         return -1
     if np.int64(O[slot, F_GEN]) != (oid >> 32):
         return -1
-    if O[slot, F_INST] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account:
+    if O[slot, F_FLAGS] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account:
         return -1
     return slot
 
@@ -1444,7 +1454,7 @@ def _cancel(ne, c, P):
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER)
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     book, idx = _book_idx(O, INST, slot)
     ne = _cancel_linked(ne, P, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
@@ -1467,7 +1477,7 @@ def _replace(ne, c, P):
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER), False
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     st = INST[i, I_STATUS]
     if st != ST_OPEN and st != ST_PRE_OPEN:
         return _reject(E, ne, c, _status_reason(st)), False
@@ -1717,8 +1727,9 @@ def _prefetch_far(c, O, cap_o):
     t = c.cmd_type
     if t == C_CANCEL or t == C_REPLACE:
         slot = c.order_id & 0xFFFFFFFF
-        if slot < cap_o:
+        if slot < cap_o:  # a 60-byte row may straddle two cache lines: load both
             _prefetch(O, slot * N_OFIELDS)
+            _prefetch(O, slot * N_OFIELDS + N_OFIELDS - 1)
 
 
 @njit(**SMALL)
