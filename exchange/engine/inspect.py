@@ -138,7 +138,9 @@ def validate(st: EngineState) -> None:
                     assert int(O[s, K.F_PREV]) == prev, "prev link broken"
                     assert not linked[s], "order linked twice"
                     linked[s] = True
-                    assert int(O[s, K.F_INST]) == i, "order on the wrong instrument"
+                    assert int(O[s, K.F_FLAGS]) >> K.INST_SHIFT == i, (
+                        "order on the wrong instrument"
+                    )
                     f = int(O[s, K.F_FLAGS])
                     is_stop = ((f >> 2) & 7) in _STOP_TYPES
                     assert is_stop == (book >= 2), "stop/resting order in the wrong book"
@@ -166,7 +168,7 @@ def validate(st: EngineState) -> None:
         s = int(O[s, K.F_NEXT])
     assert len(free) == count and s == -1, "free chain length disagrees with the count"
     assert len(set(free)) == count, "free list has duplicates"
-    assert np.all(O[free, K.F_INST] == -1), "free slot is live"
-    live = O[:, K.F_INST] >= 0
+    assert np.all(O[free, K.F_FLAGS] == -1), "free slot is live"
+    live = O[:, K.F_FLAGS] >= 0
     assert np.array_equal(live, linked), "live order not linked (or linked but free)"
     assert int(live.sum()) + count == cap, "slots leaked"

@@ -5,8 +5,8 @@ Everything here is ``@njit(cache=True, _nrt=False)``: the kernels never allocate
 are compiled without numba's reference counting (the single biggest speed factor, see
 ``DESIGN.md``). State is a handful of numpy arrays created by :mod:`exchange.engine.state`:
 
-``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 64-byte row (a cache line) per
-          order, so a random cancel touches one line, not sixteen (measured: 2x on cancels)
+``O``     int32 ``(capacity, N_OFIELDS)`` order fields: one 60-byte row per order, so a
+          random cancel touches one or two lines, not fifteen (measured: 2x on cancels)
 ``LV``    int32 ``(3, levels)`` head, tail, order count per price level
 ``LVT``   int64 ``(levels,)`` visible quantity per level
 ``BM``    uint64 bitmap of non-empty levels (one bit per level)
@@ -24,31 +24,48 @@ dropped and the event stream is identical to an unbounded run.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.datamodel import models, register_default
+from numba.core.errors import TypingError
+from numba.core.imputils import lower_builtin
 from numba.cpython.unsafe.numbers import leading_zeros, trailing_zeros
 from numba.extending import intrinsic
+from numba.np.arrayobj import (
+    getitem_array_tuple,
+    getitem_arraynd_intp,
+    load_item,
+    make_array,
+    populate_array,
+    setitem_array,
+    store_item,
+)
 
 # ---- order fields (rows of O)
 F_PREV = 0
 F_NEXT = 1
-F_INST = 2
-F_FLAGS = 3  # side | otype << 2 | tif << 5 | smp << 8 | post_only << 10
-F_PRICE = 4
-F_STOP = 5
-F_SHOWN = 6
-F_HIDDEN = 7  # untriggered stops keep their minimum quantity here
-F_DISPLAY = 8
-F_ACCOUNT = 9
-F_GROUP = 10
-F_GEN = 11
-F_UREF_LO = 12  # gateway routing tag (uint64) as two int32 halves
-F_UREF_HI = 13
-F_EXP_LO = 14  # GTD expiry (int64 ns) as two int32 halves
-F_EXP_HI = 15
-N_OFIELDS = 16  # 64 bytes: one cache line per order
+F_FLAGS = 2  # side | otype << 2 | tif << 5 | smp << 8 | post_only << 10 | instrument << 11
+F_PRICE = 3
+F_STOP = 4
+F_SHOWN = 5
+F_HIDDEN = 6  # untriggered stops keep their minimum quantity here
+F_DISPLAY = 7
+F_ACCOUNT = 8
+F_GROUP = 9
+F_GEN = 10
+F_UREF_LO = 11  # gateway routing tag (uint64) as two int32 halves
+F_UREF_HI = 12
+F_EXP_LO = 13  # GTD expiry (int64 ns) as two int32 halves
+F_EXP_HI = 14
+N_OFIELDS = 15  # 60 bytes per order
+#: The instrument row sits in the flags' top bits; a free slot's flags are -1 (so its
+#: instrument reads -1). Rows fit 2**20 instruments.
+INST_SHIFT = 11
+MAX_INSTRUMENTS = 1 << 20
 
 # ---- instrument fields (columns of INST)
 I_ID = 0
@@ -94,6 +111,9 @@ S_NEED = 13
 S_FREE_HEAD = 14  # first free slot (-1 = none); free slots chain through F_NEXT
 S_AUC_PRICE = 15  # opening auction paused mid-uncross: its price
 N_SFIELDS = 16
+
+#: int64 words per event (``abi.EVENT_WORDS``: ``E`` is the word view of the event buffer)
+N_EWORDS = 10
 
 PEND_NONE = 0
 PEND_AGGRESS = 1
@@ -184,9 +204,10 @@ _U0 = np.uint64(0)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 JIT = {"cache": True, "_nrt": False, "boundscheck": False}
-#: Command handlers are inlined into the batch loop by numba (``inline="always"``): LLVM
-#: would not inline them (each takes a dozen exploded array arguments) and a call costs
-#: ~20 ns. Small helpers are plain ``@njit`` functions instead: numba compiles each once
+#: Command handlers are inlined into the batch loop by numba (``inline="always"``); the
+#: big rare ones (``_aggress``, ``_replace``, ...) stay out of line and take the state
+#: handle ``P`` (below), so a call costs a few values instead of ~60 exploded array
+#: fields. Small helpers are plain ``@njit`` functions instead: numba compiles each once
 #: per signature and LLVM inlines them at -O3 anyway. Inlining those at numba's IR level
 #: re-typed them at every call site: the cold compile took 60 s, now 27 s, and the
 #: batch loop got 2-3 % faster (measured: docs/engine.md).
@@ -195,6 +216,143 @@ SMALL = {"cache": True, "_nrt": False, "boundscheck": False}
 
 
 # =============================================================== small helpers
+# ---- the state handle: data pointers and sizes of the state arrays, built once per
+# ``process`` call. Handlers take ``P`` instead of the arrays: a call passes 12 values,
+# not ~60 exploded array fields (shape, strides, ... of each), and the views rebuilt from
+# it have compile-time row widths, so LLVM computes addresses without loading shapes or
+# strides. Views are free (no allocation): pointer plus constant or ``P`` sizes.
+P_E = 0
+P_NE = 1
+P_O = 2
+P_NO = 3
+P_LV = 4
+P_NLV = 5
+P_LVT = 6
+P_BM = 7
+P_NBM = 8
+P_INST = 9
+P_NINST = 10
+P_S = 11
+
+
+@intrinsic
+def _data(typingctx, arr):
+    """The data pointer of the C-contiguous ``arr`` (a ``CPointer`` of its dtype)."""
+    if not isinstance(arr, types.Array) or arr.layout != "C":
+        raise TypingError(f"state arrays must be C-contiguous numpy arrays, got {arr}")
+    sig = types.CPointer(arr.dtype)(arr)
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, args[0]).data
+
+    return sig, codegen
+
+
+class StateView(types.Array):
+    """Numba type of the state views: a C-contiguous array indexed by integers **without
+    negative-index wraparound** (numba wraps a negative signed index like Python, which
+    costs a sign test and the dimension's length at every access whose index LLVM cannot
+    prove non-negative). The kernel never indexes state with negative numbers."""
+
+    def __init__(self, dtype, ndim):
+        super().__init__(dtype, ndim, "C", name=f"stateview({dtype}, {ndim}d)")
+
+
+register_default(StateView)(models.ArrayModel)
+
+
+def _int_indices(context, builder, idxty, idx):
+    """The index values as intp if every index is an integer, else None."""
+    tys = idxty.types if isinstance(idxty, types.BaseTuple) else (idxty,)
+    if not all(isinstance(t, types.Integer) for t in tys):
+        return None
+    is_tuple = isinstance(idxty, types.BaseTuple)
+    vals = cgutils.unpack_tuple(builder, idx, len(tys)) if is_tuple else [idx]
+    return [context.cast(builder, v, t, types.intp) for v, t in zip(vals, tys, strict=True)]
+
+
+def _view_pointer(context, builder, aryty, ary, inds):
+    a = make_array(aryty)(context, builder, ary)
+    shape = cgutils.unpack_tuple(builder, a.shape, aryty.ndim)
+    strides = cgutils.unpack_tuple(builder, a.strides, aryty.ndim)
+    return cgutils.get_item_pointer2(
+        context, builder, a.data, shape, strides, "C", inds, wraparound=False
+    )
+
+
+@lower_builtin(operator.getitem, StateView, types.Integer)
+@lower_builtin(operator.getitem, StateView, types.BaseTuple)
+def _view_getitem(context, builder, sig, args):
+    aryty, idxty = sig.args
+    inds = _int_indices(context, builder, idxty, args[1])
+    if inds is None or len(inds) != aryty.ndim:
+        generic = (
+            getitem_array_tuple if isinstance(idxty, types.BaseTuple) else getitem_arraynd_intp
+        )
+        return generic(context, builder, sig, args)
+    ptr = _view_pointer(context, builder, aryty, args[0], inds)
+    return load_item(context, builder, aryty, ptr)
+
+
+@lower_builtin(operator.setitem, StateView, types.Integer, types.Any)
+@lower_builtin(operator.setitem, StateView, types.BaseTuple, types.Any)
+def _view_setitem(context, builder, sig, args):
+    aryty, idxty, valty = sig.args
+    inds = _int_indices(context, builder, idxty, args[1])
+    if inds is None or len(inds) != aryty.ndim:
+        return setitem_array(context, builder, sig, args)
+    ptr = _view_pointer(context, builder, aryty, args[0], inds)
+    store_item(context, builder, aryty, context.cast(builder, args[2], valty, aryty.dtype), ptr)
+    return context.get_dummy_value()
+
+
+def _state_view(ptr_at, *dims):
+    """An intrinsic ``view(P)``: the C-contiguous array whose data pointer is
+    ``P[ptr_at]``; each of ``dims`` is a constant (an int) or ``("P", k)`` for ``P[k]``."""
+
+    @intrinsic
+    def view(typingctx, P):
+        retty = StateView(P.types[ptr_at].dtype, len(dims))
+
+        def codegen(context, builder, signature, args):
+            (handle,) = args
+            intp = context.get_value_type(types.intp)
+            shape = [
+                builder.extract_value(handle, d[1]) if isinstance(d, tuple) else intp(d)
+                for d in dims
+            ]
+            itemsize = intp(context.get_abi_sizeof(context.get_data_type(retty.dtype)))
+            strides = []
+            off = itemsize
+            for d in reversed(shape):
+                strides.append(off)
+                off = builder.mul(off, d)
+            strides.reverse()
+            ary = make_array(retty)(context, builder)
+            populate_array(
+                ary,
+                data=builder.extract_value(handle, ptr_at),
+                shape=shape,
+                strides=strides,
+                itemsize=itemsize,
+                meminfo=None,
+            )
+            return ary._getvalue()
+
+        return retty(P), codegen
+
+    return view
+
+
+_E = _state_view(P_E, ("P", P_NE), N_EWORDS)
+_O = _state_view(P_O, ("P", P_NO), N_OFIELDS)
+_LV = _state_view(P_LV, 3, ("P", P_NLV))
+_LVT = _state_view(P_LVT, ("P", P_NLV))
+_BM = _state_view(P_BM, ("P", P_NBM))
+_INST = _state_view(P_INST, ("P", P_NINST), N_IFIELDS)
+_S = _state_view(P_S, N_SFIELDS)
+
+
 @intrinsic
 def _prefetch(typingctx, arr, flat):
     """Hint the CPU to load element ``flat`` (row-major flat index) of ``arr`` into cache.
@@ -283,6 +441,12 @@ def _smp(O, slot):
 
 
 @njit(**SMALL)
+def _inst(O, slot):
+    """Instrument row of the order in ``slot`` (-1 for a free slot)."""
+    return np.int64(O[slot, F_FLAGS] >> INST_SHIFT)
+
+
+@njit(**SMALL)
 def _event_price(O, slot):
     t = _otype(O, slot)
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -300,7 +464,7 @@ def _emit_order(E, ne, O, INST, slot, et, ts, token, price, qty, leaves, mid, re
         _uref(O, slot),
         token,
         _oid(O, slot),
-        INST[O[slot, F_INST], I_ID],
+        INST[_inst(O, slot), I_ID],
         np.uint32(O[slot, F_ACCOUNT]),
         _side(O, slot),
         agg,
@@ -416,7 +580,7 @@ def _unlink(O, LV, LVT, BM, INST, i, book, idx, slot):
 @njit(**SMALL)
 def _book_idx(O, INST, slot):
     """(book, level index) where a linked order sits."""
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     side = O[slot, F_FLAGS] & 3
     t = (O[slot, F_FLAGS] >> 2) & 7
     if t == T_STOP_MARKET or t == T_STOP_LIMIT:
@@ -429,7 +593,7 @@ def _free_slot(O, S, slot):
     """Bump the slot's generation and push it on the free list (chained through F_NEXT)."""
     g = (O[slot, F_GEN] + 1) & 0x7FFFFFFF
     O[slot, F_GEN] = g if g != 0 else 1
-    O[slot, F_INST] = -1
+    O[slot, F_FLAGS] = -1  # free: no instrument
     O[slot, F_NEXT] = S[S_FREE_HEAD]
     S[S_FREE_HEAD] = slot
     S[S_FREE_COUNT] += 1
@@ -460,8 +624,15 @@ def _emit_level(E, ne, LV, LVT, INST, i, book, idx, ts):
 
 
 @njit(**INLINE)
-def _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, reason, ts, token):
+def _cancel_linked(ne, P, slot, reason, ts, token):
     """CANCELLED event, unlink, free (no LEVEL event)."""
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     ne = _emit_order(
         E,
         ne,
@@ -479,7 +650,7 @@ def _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, reason, ts, token):
         0,
     )
     book, idx = _book_idx(O, INST, slot)
-    _unlink(O, LV, LVT, BM, INST, O[slot, F_INST], book, idx, slot)
+    _unlink(O, LV, LVT, BM, INST, _inst(O, slot), book, idx, slot)
     _free_slot(O, S, slot)
     return ne
 
@@ -596,8 +767,12 @@ def _find_inst(INST, iid):
 
 # ================================================================ matching
 @njit(**JIT)
-def _fillable(O, LV, BM, INST, i, slot, needed):
+def _fillable(P, i, slot, needed):
     """Quantity the unlinked order ``slot`` would fill on entry (see reference._fillable)."""
+    O = _O(P)
+    LV = _LV(P)
+    BM = _BM(P)
+    INST = _INST(P)
     side = _side(O, slot)
     limit = np.int64(O[slot, F_PRICE])
     smp = _smp(O, slot)
@@ -690,13 +865,20 @@ def _after_fill(O, LV, LVT, BM, INST, S, i, book, idx, r):
 
 
 @njit(**JIT)
-def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
+def _aggress(ne, P, i, slot, cur, ts):
     """Match unlinked ``slot`` (open qty in F_SHOWN) against the opposite side.
 
     Returns (events, status): 0 done, 1 incoming cancelled by SMP, 2 paused (buffer
     nearly full; the aggressor and current level are saved in S).
     Cost: O(fills + SMP cancels + levels crossed); a pro-rata level costs O(orders there).
     """
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     cap = E.shape[0]
     side = _side(O, slot)
     limit = np.int64(O[slot, F_PRICE])
@@ -738,9 +920,7 @@ def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
                         if smp == SMP_INCOMING:
                             status = 1
                             break
-                        ne = _cancel_linked(
-                            E, ne, O, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0
-                        )
+                        ne = _cancel_linked(ne, P, r, X_SMP_RESTING, ts, _U0)
                         if smp == SMP_BOTH:
                             status = 1
                     r = nx
@@ -764,7 +944,7 @@ def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
             if smp == SMP_INCOMING:
                 status = 1
                 break
-            ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, r, X_SMP_RESTING, ts, _U0)
+            ne = _cancel_linked(ne, P, r, X_SMP_RESTING, ts, _U0)
             if smp == SMP_BOTH:
                 status = 1
                 break
@@ -780,8 +960,15 @@ def _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, cur, ts):
 
 
 @njit(**INLINE)
-def _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
+def _finish(ne, P, i, slot, smp_stopped, ts):
     """After matching: free a filled order, cancel IOC/SMP remainders, rest the rest."""
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     q = np.int64(O[slot, F_SHOWN])
     if q == 0:
         _free_slot(O, S, slot)
@@ -802,9 +989,13 @@ def _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, smp_stopped, ts):
 
 
 @njit(**INLINE)
-def _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts):
+def _execute(ne, P, i, slot, needed, ts):
     """FOK / minimum-quantity check, match, then rest or cancel. Returns (events, paused)."""
-    if needed > 0 and _fillable(O, LV, BM, INST, i, slot, needed) < needed:
+    E = _E(P)
+    O = _O(P)
+    INST = _INST(P)
+    S = _S(P)
+    if needed > 0 and _fillable(P, i, slot, needed) < needed:
         reason = X_FOK if _tif(O, slot) == TIF_FOK else X_MIN_QTY
         q = np.int64(O[slot, F_SHOWN])
         ne = _cancel_unlinked(E, ne, O, INST, S, slot, q, reason, ts)
@@ -813,16 +1004,23 @@ def _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts):
     best = _best_price(INST, i, B_ASK if side == BUY else B_BID)
     st = 0
     if best >= 0 and _crosses(side, np.int64(O[slot, F_PRICE]), best):
-        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, np.int64(-1), ts)
+        ne, st = _aggress(ne, P, i, slot, np.int64(-1), ts)
         if st == 2:
             return ne, True
-    ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    ne = _finish(ne, P, i, slot, st == 1, ts)
     return ne, False
 
 
 @njit(**JIT)
-def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
+def _triggers(ne, P, i, ts):
     """Trigger every stop the last price has reached, one at a time (reference._run_triggers)."""
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     cap = E.shape[0]
     while INST[i, I_HAS_LAST] != 0:
         last = INST[i, I_LAST]
@@ -874,7 +1072,7 @@ def _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts):
                 continue
             O[slot, F_PRICE] = p
         needed = leaves if _tif(O, slot) == TIF_FOK else min(min_q, leaves)
-        ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
+        ne, paused = _execute(ne, P, i, slot, needed, ts)
         if paused:
             return ne, True
     return ne, False
@@ -893,10 +1091,13 @@ def _level_volume(O, LV, INST, i, book, idx):
 
 
 @njit(**JIT)
-def _equilibrium(O, LV, INST, i):
+def _equilibrium(P, i):
     """The call auction's (price, volume, imbalance side, imbalance qty); see
     ``reference.equilibrium``. Volume 0 = the book is not crossed (all four are 0).
     Cost: O(orders in the crossed range + ticks in it)."""
+    O = _O(P)
+    LV = _LV(P)
+    INST = _INST(P)
     zero = np.int64(0)
     bb = INST[i, I_BEST + B_BID]
     ba = INST[i, I_BEST + B_ASK]
@@ -933,11 +1134,13 @@ def _equilibrium(O, LV, INST, i):
 
 
 @njit(**JIT)
-def _publish_iop(E, ne, O, LV, INST, i, ts):
+def _publish_iop(ne, P, i, ts):
     """In pre-open, emit INDICATIVE_PRICE when the equilibrium differs from the last one."""
+    E = _E(P)
+    INST = _INST(P)
     if INST[i, I_STATUS] != ST_PRE_OPEN:
         return ne
-    p, v, side, imb = _equilibrium(O, LV, INST, i)
+    p, v, side, imb = _equilibrium(P, i)
     if (
         p == INST[i, I_IOP]
         and v == INST[i, I_IOP + 1]
@@ -955,10 +1158,17 @@ def _publish_iop(E, ne, O, LV, INST, i, ts):
 
 
 @njit(**JIT)
-def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
+def _auction(ne, P, i, price, cur_b, cur_a, ts):
     """Uncross at ``price`` (reference._open): head of the best bid against head of the
     best ask while both cross ``price``. Returns (events, paused); when paused the
     position is saved in S. Cost: O(fills + levels emptied)."""
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     cap = E.shape[0]
     pidx = price - INST[i, I_MIN]
     while True:
@@ -1002,9 +1212,11 @@ def _auction(E, ne, O, LV, LVT, BM, INST, S, i, price, cur_b, cur_a, ts):
 
 
 @njit(**JIT)
-def _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i):
+def _set_status(ne, c, P, i):
     """SET_STATUS (valid status): STATUS event; to OPEN: the opening auction, then stop
     triggers; to PRE_OPEN: publish the indicative price. Returns (events, paused)."""
+    E = _E(P)
+    INST = _INST(P)
     ts = c.timestamp
     status = np.int64(c.status)
     INST[i, I_STATUS] = status
@@ -1028,18 +1240,18 @@ def _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i):
         0,
     )
     if status == ST_OPEN:
-        p, v, _side, _imb = _equilibrium(O, LV, INST, i)
+        p, v, _side, _imb = _equilibrium(P, i)
         for f in range(I_IOP, I_IOP + 4):
             INST[i, f] = 0
         if v == 0:
             return ne, False
-        ne, paused = _auction(E, ne, O, LV, LVT, BM, INST, S, i, p, np.int64(-1), np.int64(-1), ts)
+        ne, paused = _auction(ne, P, i, p, np.int64(-1), np.int64(-1), ts)
         if paused:
             return ne, True
         if INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0:
-            return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
+            return _triggers(ne, P, i, ts)
         return ne, False
-    return _publish_iop(E, ne, O, LV, INST, i, ts), False
+    return _publish_iop(ne, P, i, ts), False
 
 
 # ================================================================ commands
@@ -1141,7 +1353,14 @@ def _validate_new(c, INST, S, i):
 
 
 @njit(**INLINE)
-def _new(E, ne, c, O, LV, LVT, BM, INST, S):
+def _new(ne, c, P):
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     ts = c.timestamp
     i = _find_inst(INST, np.int64(c.instrument_id))
     if i < 0:
@@ -1165,8 +1384,9 @@ def _new(E, ne, c, O, LV, LVT, BM, INST, S):
     slot = S[S_FREE_HEAD]
     S[S_FREE_HEAD] = O[slot, F_NEXT]
     S[S_FREE_COUNT] -= 1
-    O[slot, F_INST] = i
-    O[slot, F_FLAGS] = side | (otype << 2) | (tif << 5) | (smp << 8) | ((c.flags & 1) << 10)
+    O[slot, F_FLAGS] = (
+        side | (otype << 2) | (tif << 5) | (smp << 8) | ((c.flags & 1) << 10) | (i << INST_SHIFT)
+    )
     O[slot, F_PRICE] = price
     O[slot, F_STOP] = c.stop_price if is_stop else 0
     O[slot, F_SHOWN] = qty
@@ -1197,17 +1417,17 @@ def _new(E, ne, c, O, LV, LVT, BM, INST, S):
         _link_tail(O, LV, LVT, BM, INST, i, book, c.stop_price - INST[i, I_MIN], slot)
         return ne, False
     if INST[i, I_STATUS] == ST_PRE_OPEN:  # rests without matching
-        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, False, ts)
-        return _publish_iop(E, ne, O, LV, INST, i, ts), False
+        ne = _finish(ne, P, i, slot, False, ts)
+        return _publish_iop(ne, P, i, ts), False
     needed = qty if tif == TIF_FOK else c.min_qty
     mid0 = S[S_MATCH_ID]
-    ne, paused = _execute(E, ne, O, LV, LVT, BM, INST, S, i, slot, needed, ts)
+    ne, paused = _execute(ne, P, i, slot, needed, ts)
     if paused:
         return ne, True
     if S[S_MATCH_ID] != mid0 and (
         INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0
     ):
-        return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
+        return _triggers(ne, P, i, ts)
     return ne, False
 
 
@@ -1219,33 +1439,45 @@ def _lookup(O, c):
         return -1
     if np.int64(O[slot, F_GEN]) != (oid >> 32):
         return -1
-    if O[slot, F_INST] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account:
+    if O[slot, F_FLAGS] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account:
         return -1
     return slot
 
 
 @njit(**INLINE)
-def _cancel(E, ne, c, O, LV, LVT, BM, INST, S):
+def _cancel(ne, c, P):
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    INST = _INST(P)
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER)
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     book, idx = _book_idx(O, INST, slot)
-    ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, slot, X_USER, c.timestamp, c.client_token)
+    ne = _cancel_linked(ne, P, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
         ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, c.timestamp)
         if INST[i, I_STATUS] == ST_PRE_OPEN:
-            ne = _publish_iop(E, ne, O, LV, INST, i, c.timestamp)
+            ne = _publish_iop(ne, P, i, c.timestamp)
     return ne
 
 
 @njit(**JIT)
-def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
+def _replace(ne, c, P):
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     ts = c.timestamp
     slot = _lookup(O, c)
     if slot < 0:
         return _reject(E, ne, c, R_UNKNOWN_ORDER), False
-    i = np.int64(O[slot, F_INST])
+    i = _inst(O, slot)
     st = INST[i, I_STATUS]
     if st != ST_OPEN and st != ST_PRE_OPEN:
         return _reject(E, ne, c, _status_reason(st)), False
@@ -1298,7 +1530,7 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
         O[slot, F_HIDDEN] = qty - new_shown
         ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
         ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
-        return _publish_iop(E, ne, O, LV, INST, i, ts), False
+        return _publish_iop(ne, P, i, ts), False
     _unlink(O, LV, LVT, BM, INST, i, book, old_idx, slot)
     O[slot, F_PRICE] = new_price
     O[slot, F_SHOWN] = qty
@@ -1306,17 +1538,17 @@ def _replace(E, ne, c, O, LV, LVT, BM, INST, S):
     ne = _emit_order(E, ne, O, INST, slot, E_REPLACED, ts, token, new_price, qty, qty, 0, 0, 0)
     ne = _emit_level(E, ne, LV, LVT, INST, i, book, old_idx, ts)
     if st == ST_PRE_OPEN:  # moves in the book, never matches
-        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, False, ts)
-        return _publish_iop(E, ne, O, LV, INST, i, ts), False
+        ne = _finish(ne, P, i, slot, False, ts)
+        return _publish_iop(ne, P, i, ts), False
     mid0 = S[S_MATCH_ID]
-    ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, np.int64(-1), ts)
+    ne, st = _aggress(ne, P, i, slot, np.int64(-1), ts)
     if st == 2:
         return ne, True
-    ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
+    ne = _finish(ne, P, i, slot, st == 1, ts)
     if S[S_MATCH_ID] != mid0 and (
         INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0
     ):
-        return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
+        return _triggers(ne, P, i, ts)
     return ne, False
 
 
@@ -1330,8 +1562,15 @@ def _sweep_hit(O, slot, kind, acct, now):
 
 
 @njit(**JIT)
-def _sweep(E, ne, O, LV, LVT, BM, INST, S):
+def _sweep(ne, P):
     """Resume/perform the sweep described in S (walk order: see reference._sweep)."""
+    E = _E(P)
+    O = _O(P)
+    LV = _LV(P)
+    LVT = _LVT(P)
+    BM = _BM(P)
+    INST = _INST(P)
+    S = _S(P)
     cap = E.shape[0]
     kind = S[S_SW_TYPE]
     iid = S[S_SW_INST_ID]
@@ -1359,7 +1598,7 @@ def _sweep(E, ne, O, LV, LVT, BM, INST, S):
                 while r >= 0:
                     nx = O[r, F_NEXT]
                     if _sweep_hit(O, r, kind, acct, now):
-                        ne = _cancel_linked(E, ne, O, LV, LVT, BM, INST, S, r, reason, now, _U0)
+                        ne = _cancel_linked(ne, P, r, reason, now, _U0)
                         n += 1
                     r = nx
                 if n > 0 and book < 2:
@@ -1370,7 +1609,7 @@ def _sweep(E, ne, O, LV, LVT, BM, INST, S):
             if cap - ne < MARGIN:  # re-walking on resume is idempotent
                 S[S_PEND_KIND] = PEND_SWEEP
                 return ne, True
-            ne = _publish_iop(E, ne, O, LV, INST, i, now)
+            ne = _publish_iop(ne, P, i, now)
     ne = _emit(
         E,
         ne,
@@ -1395,39 +1634,41 @@ def _sweep(E, ne, O, LV, LVT, BM, INST, S):
 
 
 @njit(**JIT)
-def _resume(E, ne, O, LV, LVT, BM, INST, S):
+def _resume(ne, P):
     """Finish work a previous call left pending. Returns (events, still_paused)."""
+    S = _S(P)
     kind = S[S_PEND_KIND]
     if kind == PEND_SWEEP:
-        return _sweep(E, ne, O, LV, LVT, BM, INST, S)
+        return _sweep(ne, P)
     S[S_PEND_KIND] = PEND_NONE
     i = S[S_PEND_INST]
     ts = S[S_PEND_TS]
     if kind == PEND_AUCTION:
-        ne, paused = _auction(
-            E, ne, O, LV, LVT, BM, INST, S, i, S[S_AUC_PRICE], S[S_PEND_SLOT], S[S_PEND_CUR], ts
-        )
+        ne, paused = _auction(ne, P, i, S[S_AUC_PRICE], S[S_PEND_SLOT], S[S_PEND_CUR], ts)
         if paused:
             return ne, True
     elif kind == PEND_AGGRESS:
         slot = S[S_PEND_SLOT]
-        ne, st = _aggress(E, ne, O, LV, LVT, BM, INST, S, i, slot, S[S_PEND_CUR], ts)
+        ne, st = _aggress(ne, P, i, slot, S[S_PEND_CUR], ts)
         if st == 2:
             return ne, True
-        ne = _finish(E, ne, O, LV, LVT, BM, INST, S, i, slot, st == 1, ts)
-    return _triggers(E, ne, O, LV, LVT, BM, INST, S, i, ts)
+        ne = _finish(ne, P, i, slot, st == 1, ts)
+    return _triggers(ne, P, i, ts)
 
 
 @njit(**INLINE)
-def _command(E, ne, c, O, LV, LVT, BM, INST, S):
+def _command(ne, c, P):
     """One command. Returns (events, paused)."""
+    E = _E(P)
+    INST = _INST(P)
+    S = _S(P)
     t = c.cmd_type
     if t == C_NEW:
-        return _new(E, ne, c, O, LV, LVT, BM, INST, S)
+        return _new(ne, c, P)
     if t == C_CANCEL:
-        return _cancel(E, ne, c, O, LV, LVT, BM, INST, S), False
+        return _cancel(ne, c, P), False
     if t == C_REPLACE:
-        return _replace(E, ne, c, O, LV, LVT, BM, INST, S)
+        return _replace(ne, c, P)
     if t == C_MASS or t == C_SESSION or t == C_EXPIRE:
         iid = np.int64(c.instrument_id)
         if iid != 0 and _find_inst(INST, iid) < 0:
@@ -1439,7 +1680,7 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
         S[S_SW_UREF] = np.int64(c.user_ref)
         S[S_SW_TOKEN] = np.int64(c.client_token)
         S[S_PEND_TS] = c.timestamp
-        return _sweep(E, ne, O, LV, LVT, BM, INST, S)
+        return _sweep(ne, P)
     if t == C_STATUS or t == C_REFERENCE:
         i = _find_inst(INST, np.int64(c.instrument_id))
         if i < 0:
@@ -1447,7 +1688,7 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
         if t == C_STATUS:
             if c.status > 3:
                 return _reject(E, ne, c, R_INVALID_STATUS), False
-            return _set_status(E, ne, c, O, LV, LVT, BM, INST, S, i)
+            return _set_status(ne, c, P, i)
         if c.price < INST[i, I_MIN] or c.price > INST[i, I_MAX]:
             return _reject(E, ne, c, R_PRICE_OUT_OF_BAND), False
         INST[i, I_REF] = c.price
@@ -1470,7 +1711,7 @@ def _command(E, ne, c, O, LV, LVT, BM, INST, S):
             0,
             0,
         )
-        return _publish_iop(E, ne, O, LV, INST, i, c.timestamp), False
+        return _publish_iop(ne, P, i, c.timestamp), False
     return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
 
 
@@ -1486,8 +1727,9 @@ def _prefetch_far(c, O, cap_o):
     t = c.cmd_type
     if t == C_CANCEL or t == C_REPLACE:
         slot = c.order_id & 0xFFFFFFFF
-        if slot < cap_o:
+        if slot < cap_o:  # a 60-byte row may straddle two cache lines: load both
             _prefetch(O, slot * N_OFIELDS)
+            _prefetch(O, slot * N_OFIELDS + N_OFIELDS - 1)
 
 
 @njit(**SMALL)
@@ -1515,6 +1757,23 @@ def process(C, E, O, LV, LVT, BM, INST, S):
     the next call needs a bigger event buffer. Cost per command: O(1) for passive adds
     and cancels, plus O(fills) for aggressive orders.
     """
+    P = (
+        _data(E),
+        E.shape[0],
+        _data(O),
+        O.shape[0],
+        _data(LV),
+        LV.shape[1],
+        _data(LVT),
+        _data(BM),
+        BM.shape[0],
+        _data(INST),
+        INST.shape[0],
+        _data(S),
+    )
+    E = _E(P)  # the same arrays with compile-time row widths
+    O = _O(P)
+    S = _S(P)
     cap = E.shape[0]
     ne = np.int64(0)
     S[S_NEED] = 0
@@ -1522,7 +1781,7 @@ def process(C, E, O, LV, LVT, BM, INST, S):
         if cap < MARGIN:
             S[S_NEED] = MARGIN
             return 0, 0, 1
-        ne, paused = _resume(E, ne, O, LV, LVT, BM, INST, S)
+        ne, paused = _resume(ne, P)
         if paused:
             return 0, ne, 1
     n = C.shape[0]
@@ -1535,7 +1794,7 @@ def process(C, E, O, LV, LVT, BM, INST, S):
                 S[S_NEED] = MARGIN
             _clear_scratch(S)
             return k, ne, 1 if cap < MARGIN else 0
-        ne, paused = _command(E, ne, C[k], O, LV, LVT, BM, INST, S)
+        ne, paused = _command(ne, C[k], P)
         if paused:
             return k + 1, ne, 1
     _clear_scratch(S)

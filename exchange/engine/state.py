@@ -5,9 +5,9 @@ Arrays are allocated with ``np.full`` so every page is touched up front and matc
 never page-faults. :class:`EngineState` is a plain container; the kernel receives the
 arrays one by one (fewest-possible Python-boundary cost, see ``DESIGN.md``).
 
-Memory: 64 bytes per order slot (16 int32 fields including the uint64 routing tag and the
-int64 GTD expiry as halves; free slots chain through their ``F_NEXT`` field, so the free
-list costs nothing)
+Memory: 60 bytes per order slot (15 int32 fields including the uint64 routing tag and the
+int64 GTD expiry as halves, the instrument row packed into the flags; free slots chain
+through their ``F_NEXT`` field, so the free list costs nothing)
 plus 20 bytes per price level and a bit per level per book.
 """
 
@@ -29,6 +29,20 @@ ARRAY_NAMES: tuple[str, ...] = ("O", "LV", "LVT", "BM", "INST", "S")
 _INST_FIELDS_BEFORE_AUCTION = 21
 #: Width of ``INST`` before the instrument-lookup hash columns were appended.
 _INST_FIELDS_BEFORE_HASH = 25
+#: Width of ``O`` before the instrument row moved into the flags (64-byte rows).
+_O_FIELDS_BEFORE_PACK = 16
+
+
+def _packed_order_rows(old: np.ndarray) -> np.ndarray:
+    """Order rows of the 16-field layout (instrument in its own field 2, flags in 3) as
+    today's 15-field rows (instrument in the flags' top bits; -1 flags for a free slot)."""
+    inst = old[:, 2].astype(np.int64)
+    flags = old[:, 3].astype(np.int64) | (inst << K.INST_SHIFT)
+    new = _aligned_rows(old.shape[0], K.N_OFIELDS)
+    new[:, : K.F_FLAGS] = old[:, :2]
+    new[:, K.F_FLAGS] = np.where(inst >= 0, flags, -1).astype(np.int32)
+    new[:, K.F_FLAGS + 1 :] = old[:, 4:]
+    return new
 
 
 def inst_bucket(instrument_id: int, rows: int) -> int:
@@ -90,6 +104,8 @@ class EngineState:
             pad = np.zeros((st.INST.shape[0], K.N_IFIELDS - st.INST.shape[1]), dtype=np.int64)
             st.INST = np.concatenate([st.INST, pad], axis=1)
             link_instrument_buckets(st.INST)
+        if st.O.dtype == np.int32 and st.O.ndim == 2 and st.O.shape[1] == _O_FIELDS_BEFORE_PACK:
+            st.O = _packed_order_rows(st.O)
         if st.O.dtype != np.int32 or st.O.ndim != 2 or st.O.shape[1] != K.N_OFIELDS:
             raise FlopexError("engine snapshot: array O has the wrong layout")
         if st.INST.ndim != 2 or st.INST.shape[1] != K.N_IFIELDS:
@@ -110,7 +126,8 @@ class EngineState:
 
 
 def _aligned_rows(n: int, width: int) -> np.ndarray:
-    """An int32 ``(n, width)`` zero array whose rows start on 64-byte boundaries."""
+    """An int32 ``(n, width)`` zero array starting on a 64-byte boundary (with 16 fields
+    every row is one cache line; with 15, one or two)."""
     buf = np.full(n * width + 16, 0, dtype=np.int32)
     skip = (-buf.ctypes.data % 64) // 4
     return buf[skip : skip + n * width].reshape(n, width)
@@ -126,6 +143,8 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
     if len(set(ids)) != len(ids):
         raise FlopexError("engine: duplicate instrument_id in configuration")
     n = len(configs)
+    if n > K.MAX_INSTRUMENTS:
+        raise FlopexError(f"engine: at most {K.MAX_INSTRUMENTS} instruments, got {n}")
     inst = np.full((n, K.N_IFIELDS), 0, dtype=np.int64)
     ladder = 0
     words = 0
@@ -156,7 +175,7 @@ def make_state(configs: Sequence[InstrumentConfig], max_orders: int) -> EngineSt
         words += 4 * nw
     link_instrument_buckets(inst)
     o = _aligned_rows(max_orders, K.N_OFIELDS)
-    o[:, K.F_INST] = -1
+    o[:, K.F_FLAGS] = -1  # free
     o[:, K.F_GEN] = 1
     o[:, K.F_NEXT] = np.arange(1, max_orders + 1, dtype=np.int32)  # free chain 0 -> 1 -> ...
     o[max_orders - 1, K.F_NEXT] = -1

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from contracts.errors import FlopexError
+from exchange.engine import kernel as K
 from exchange.engine.abi import (
     COMMAND_DTYPE,
     CmdType,
@@ -143,6 +144,29 @@ def test_snapshot_from_before_the_auction_columns_still_loads() -> None:
     arrays["INST"] = arrays["INST"][:, :21]  # the layout before INDICATIVE_PRICE existed
     restored = MatchingEngine.from_arrays(CONFIGS, arrays)
     assert restored.state_digest() == eng.state_digest()
+
+
+def _rows_with_instrument_field(o: np.ndarray) -> np.ndarray:
+    """Order rows in the 16-field layout used until 2026-12 (64 bytes: the instrument in
+    its own field 2, the flags in field 3, -1 instrument for a free slot)."""
+    flags = o[:, K.F_FLAGS].astype(np.int64)
+    old = np.zeros((o.shape[0], 16), dtype=np.int32)
+    old[:, :2] = o[:, :2]
+    old[:, 2] = flags >> K.INST_SHIFT
+    old[:, 3] = np.where(flags >= 0, flags & ((1 << K.INST_SHIFT) - 1), 0)
+    old[:, 4:] = o[:, K.F_FLAGS + 1 :]
+    return old
+
+
+def test_snapshot_with_64_byte_order_rows_still_loads_and_continues_alike() -> None:
+    cmds = random_stream(600, seed=11)
+    eng = MatchingEngine(CONFIGS, 64)
+    eng.process(cmds[:300])
+    arrays = eng.to_arrays()
+    arrays["O"] = _rows_with_instrument_field(arrays["O"])
+    restored = MatchingEngine.from_arrays(CONFIGS, arrays)
+    assert restored.state_digest() == eng.state_digest()
+    assert event_tuples(restored.process(cmds[300:])) == event_tuples(eng.process(cmds[300:]))
 
 
 def test_loading_a_damaged_snapshot_is_a_one_line_error(tmp_path) -> None:
