@@ -70,7 +70,10 @@ def _put(o, p, x, n):
     return p + n
 
 
-@njit(cache=True)
+# Not cached: it calls the kernel, and numba's cache would not notice an edit of kernel.py
+# (it checks only this file) and keep running the old kernel. Compiling it takes ~1 s; the
+# kernel itself comes from its own cache.
+@njit(cache=False)
 def compiled_round(buf, cmds, E, O, LV, LVT, BM, INST, S, out, tok_oid, tok_at, ts0):
     """Parse frames in ``buf``, match them, encode replies into ``out``.
 

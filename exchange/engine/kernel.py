@@ -1799,3 +1799,54 @@ def process(C, E, O, LV, LVT, BM, INST, S):
             return k + 1, ne, 1
     _clear_scratch(S)
     return n, ne, 0
+
+
+# ======================================================== the facade's entry point
+# ``process`` with the state as one handle array (``entry.make_handle``): a call from
+# Python unboxes four arrays instead of eight. Kept in this file so that any edit of the
+# kernel invalidates its numba cache as well (numba checks only the function's own file).
+def _view_intrinsic(dtype, ndim):
+    """An intrinsic ``view(address, shape)``: the C-contiguous ``ndim``-d ``dtype`` array
+    at ``address`` (no meminfo: nothing is allocated or reference counted)."""
+    retty = types.Array(dtype, ndim, "C")
+
+    @intrinsic
+    def view(typingctx, address, shape):
+        def codegen(context, builder, signature, args):
+            intp = context.get_value_type(types.intp)
+            dims = [builder.extract_value(args[1], k) for k in range(ndim)]
+            itemsize = intp(context.get_abi_sizeof(context.get_data_type(dtype)))
+            strides, step = [], itemsize
+            for d in reversed(dims):
+                strides.append(step)
+                step = builder.mul(step, d)
+            strides.reverse()
+            ary = make_array(retty)(context, builder)
+            data = builder.inttoptr(args[0], context.get_value_type(types.CPointer(dtype)))
+            populate_array(
+                ary, data=data, shape=dims, strides=strides, itemsize=itemsize, meminfo=None
+            )
+            return ary._getvalue()
+
+        return retty(address, shape), codegen
+
+    return view
+
+
+_i32_2d = _view_intrinsic(types.int32, 2)
+_i64_1d = _view_intrinsic(types.int64, 1)
+_u64_1d = _view_intrinsic(types.uint64, 1)
+_i64_2d = _view_intrinsic(types.int64, 2)
+
+
+@njit(**JIT)
+def process_handle(C, E_all, start, end, H):
+    """``kernel.process(C, E_all[start:end], *state)`` with the state read from handle
+    ``H`` (:func:`make_handle`). Same result and guarantees as ``kernel.process``."""
+    O = _i32_2d(H[0], (H[1], H[2]))
+    LV = _i32_2d(H[3], (H[4], H[5]))
+    LVT = _i64_1d(H[6], (H[7],))
+    BM = _u64_1d(H[8], (H[9],))
+    INST = _i64_2d(H[10], (H[11], H[12]))
+    S = _i64_1d(H[13], (H[14],))
+    return process(C, E_all[start:end], O, LV, LVT, BM, INST, S)
