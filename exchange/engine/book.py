@@ -105,9 +105,11 @@ class MatchingEngine:
         self._cap = max(event_capacity, 2 * K.MARGIN)
         self._new_arena()
         self._one = np.zeros(1, dtype=COMMAND_DTYPE)
-        #: the state arrays as one handle (addresses and shapes, see ``entry.make_handle``);
-        #: ``self.state`` keeps the arrays alive, so the addresses stay valid
+        #: the state arrays as one handle (addresses and shapes, see ``entry.make_handle``)
+        #: and the arrays themselves, held so that the addresses stay valid for as long as
+        #: the handle is used, even if someone rebinds an attribute of ``self.state``
         self._handle = make_handle(self.state)
+        self._handle_arrays = self.state.arrays()
         #: the kernel's compiled entry point (see :func:`_kernel_entry`), set on first use
         self._fast: Any = None
 
