@@ -306,6 +306,23 @@ def _view_setitem(context, builder, sig, args):
     return context.get_dummy_value()
 
 
+def _c_view(context, builder, retty, data, shape):
+    """Codegen: the C-contiguous array value of type ``retty`` over ``data`` (a typed
+    pointer) with ``shape`` (intp values): strides from the shape, no meminfo (nothing is
+    allocated or reference counted)."""
+    intp = context.get_value_type(types.intp)
+    itemsize = intp(context.get_abi_sizeof(context.get_data_type(retty.dtype)))
+    strides = []
+    off = itemsize
+    for d in reversed(shape):
+        strides.append(off)
+        off = builder.mul(off, d)
+    strides.reverse()
+    ary = make_array(retty)(context, builder)
+    populate_array(ary, data=data, shape=shape, strides=strides, itemsize=itemsize, meminfo=None)
+    return ary._getvalue()
+
+
 def _state_view(ptr_at, *dims):
     """An intrinsic ``view(P)``: the C-contiguous array whose data pointer is
     ``P[ptr_at]``; each of ``dims`` is a constant (an int) or ``("P", k)`` for ``P[k]``."""
@@ -321,23 +338,8 @@ def _state_view(ptr_at, *dims):
                 builder.extract_value(handle, d[1]) if isinstance(d, tuple) else intp(d)
                 for d in dims
             ]
-            itemsize = intp(context.get_abi_sizeof(context.get_data_type(retty.dtype)))
-            strides = []
-            off = itemsize
-            for d in reversed(shape):
-                strides.append(off)
-                off = builder.mul(off, d)
-            strides.reverse()
-            ary = make_array(retty)(context, builder)
-            populate_array(
-                ary,
-                data=builder.extract_value(handle, ptr_at),
-                shape=shape,
-                strides=strides,
-                itemsize=itemsize,
-                meminfo=None,
-            )
-            return ary._getvalue()
+            data = builder.extract_value(handle, ptr_at)
+            return _c_view(context, builder, retty, data, shape)
 
         return retty(P), codegen
 
@@ -1807,26 +1809,15 @@ def process(C, E, O, LV, LVT, BM, INST, S):
 # kernel invalidates its numba cache as well (numba checks only the function's own file).
 def _view_intrinsic(dtype, ndim):
     """An intrinsic ``view(address, shape)``: the C-contiguous ``ndim``-d ``dtype`` array
-    at ``address`` (no meminfo: nothing is allocated or reference counted)."""
+    at ``address`` (the same codegen as the state views, :func:`_c_view`)."""
     retty = types.Array(dtype, ndim, "C")
 
     @intrinsic
     def view(typingctx, address, shape):
         def codegen(context, builder, signature, args):
-            intp = context.get_value_type(types.intp)
             dims = [builder.extract_value(args[1], k) for k in range(ndim)]
-            itemsize = intp(context.get_abi_sizeof(context.get_data_type(dtype)))
-            strides, step = [], itemsize
-            for d in reversed(dims):
-                strides.append(step)
-                step = builder.mul(step, d)
-            strides.reverse()
-            ary = make_array(retty)(context, builder)
             data = builder.inttoptr(args[0], context.get_value_type(types.CPointer(dtype)))
-            populate_array(
-                ary, data=data, shape=dims, strides=strides, itemsize=itemsize, meminfo=None
-            )
-            return ary._getvalue()
+            return _c_view(context, builder, retty, data, dims)
 
         return retty(address, shape), codegen
 
