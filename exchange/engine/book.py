@@ -141,37 +141,31 @@ class MatchingEngine:
             raise FlopexError("engine.process: commands must be COMMAND_DTYPE records")
         if not cmds.flags.c_contiguous:  # the compiled entry point takes C-contiguous arrays
             cmds = np.ascontiguousarray(cmds)
-        start = self._pos
-        end = start + self._cap
-        if end > len(self._arena):
-            self._new_arena()
-            start, end = 0, self._cap
         fast = self._fast
         if fast is None:
             fast = self._fast = _kernel_entry(cmds, self._arena_words, self._handle)
-        used, ne, more = fast(cmds, self._arena_words, start, end, self._handle)
-        self._pos = start + ne
-        out = self._arena[start : start + ne]
-        if not more and used == len(cmds):  # the common case: one call did everything
-            return out
-        chunks = [out]
-        pos, n = used, len(cmds)
-        S = self.state.S
+        chunks: list[np.ndarray] = []
+        pos, n = 0, len(cmds)
         while True:
-            if S[K.S_NEED] > self._cap:
-                self._cap = int(S[K.S_NEED]) * 2
-            if pos >= n and S[K.S_PEND_KIND] == K.PEND_NONE:
-                break
             start = self._pos
             if start + self._cap > len(self._arena):
                 self._new_arena()
                 start = 0
             used, ne, more = fast(
-                cmds[pos:], self._arena_words, start, start + self._cap, self._handle
-            )
+                cmds[pos:] if pos else cmds, self._arena_words, start, start + self._cap,
+                self._handle,
+            )  # fmt: skip
             self._pos = start + ne
-            chunks.append(self._arena[start : start + ne])
+            out = self._arena[start : start + ne]
             pos += used
+            if not more and pos == n and not chunks:  # the common case: one call did it all
+                return out
+            chunks.append(out)
+            S = self.state.S
+            if S[K.S_NEED] > self._cap:
+                self._cap = int(S[K.S_NEED]) * 2
+            if pos >= n and S[K.S_PEND_KIND] == K.PEND_NONE:
+                break
         out = np.concatenate(chunks)
         out.setflags(write=False)
         return out
