@@ -380,11 +380,13 @@ def peer_order_matching(stream: list[tuple[int, ...]], prefill: int, limit: int)
     return len(body) / (time.perf_counter() - t0)
 
 
-def _in_child(fn: Any, timeout_s: float, limit: int | None = None) -> tuple[Any, float | None]:
+def _in_child(
+    fn: Any, timeout_s: float, limit: int | None = None
+) -> tuple[Any, tuple[int, float] | None]:
     """Run ``fn()`` in a forked child; a peer that hangs or crashes cannot take us down.
 
     Returns ``(result, partial)``: the commands/s (or ``"unavailable: <why>"``), and for a
-    peer that stopped returning part-way, its commands/s over the part it finished."""
+    peer that stopped returning part-way, ``(commands it finished, commands/s over them)``."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")
@@ -412,7 +414,7 @@ def _in_child(fn: Any, timeout_s: float, limit: int | None = None) -> tuple[Any,
             return (
                 f"unavailable: hangs after {done:,} timed commands (one call did not return "
                 f"within {timeout_s:.0f} s); {done / secs:,.0f} cmds/s until then",
-                done / secs,
+                (done, done / secs),
             )
         why = f"unavailable: no result within {timeout_s:.0f} s on this stream (hangs or too slow)"
         return why, None
@@ -440,9 +442,9 @@ def measure_peers(
         if part is not None:
             # it hung in the slice after its last progress report: time the part before it
             # again (best of 3), as the other figures are a best or a long run
-            done = int(out[name].split("hangs after ", 1)[1].split()[0].replace(",", ""))
+            done, rate = part
             reruns = [_in_child(fn, PEER_BUDGET_S + 6, limit=done)[0] for _ in range(3)]
-            partial[name] = max([round(part)] + [r for r in reruns if isinstance(r, int)])
+            partial[name] = max([round(rate)] + [r for r in reruns if isinstance(r, int)])
     return out, partial
 
 
