@@ -416,17 +416,21 @@ def _percentiles(prefix: str, h: LogLinearHistogram) -> dict[str, float]:
     }
 
 
-def run(quick: bool) -> dict:
+def bench_instruments() -> list[int]:
+    """The instrument ids the wire benchmarks trade: the second listed month of each product
+    on :data:`TRADE_DATE` (the front month is the spot month late in the month, where the
+    tighter spot-month position limit would reject the bench's orders)."""
     from contracts.calendar import listed_contracts
     from contracts.registry import load_products
 
-    contracts = listed_contracts(load_products(), TRADE_DATE)
-    # the second listed month of each product: the front month is the spot month late in
-    # the month, where the tighter spot-month position limit would reject the bench's orders
     months: dict[str, list[int]] = {}
-    for c in contracts:
+    for c in listed_contracts(load_products(), TRADE_DATE):
         months.setdefault(c.product.code, []).append(c.instrument_id)
-    iids = [ids[1] for ids in months.values()]
+    return [ids[1] for ids in months.values()]
+
+
+def run(quick: bool) -> dict:
+    iids = bench_instruments()
     n_rtt = 3000 if quick else 20000
     block = 250  # round trips per turn when the echo floor and the gateway alternate
     conns = 4

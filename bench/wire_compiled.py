@@ -38,7 +38,7 @@ import numpy as np
 import uvloop
 from numba import njit
 
-from bench.wire import TRADE_DATE, _start, _stop, _Target, closed_loop
+from bench.wire import _start, _stop, _Target, bench_instruments, closed_loop
 from exchange.engine import kernel as K
 from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, event_words
 from exchange.engine.book import MatchingEngine
@@ -197,18 +197,8 @@ async def _serve(instrument_id: int, journal_path: str) -> None:
     await stop.wait()
 
 
-def _instrument_id() -> int:
-    from contracts.calendar import listed_contracts
-    from contracts.registry import load_products
-
-    months: dict[str, list[int]] = {}
-    for c in listed_contracts(load_products(), TRADE_DATE):
-        months.setdefault(c.product.code, []).append(c.instrument_id)
-    return next(iter(months.values()))[1]  # as bench.wire: the second listed month
-
-
 def run(quick: bool) -> dict:
-    iid = _instrument_id()
+    iid = bench_instruments()[0]  # as bench.wire's closed loop
     n = 3000 if quick else 20000
     total = n + n // 10
     with tempfile.TemporaryDirectory(prefix="flopex-wire-compiled-") as tmp:
