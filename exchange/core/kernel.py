@@ -1,0 +1,688 @@
+"""The order-entry core's compiled kernels: inbound messages -> engine commands, and engine
+events -> framed session replies, over the array tables of :mod:`exchange.core.tables`.
+
+Two calls per batch (see :class:`exchange.core.driver.CoreGateway`):
+
+* :func:`decode_batch` — throttle, decode, field checks, pre-trade risk (reserving
+  quantity), token checks and the order table, for Enter Order and Cancel Order, in the
+  same order and with the same reject codes and offsets as the Python gateway
+  (``exchange.gateway.Gateway.on_message``). Each message becomes one *batch entry*: an
+  engine command (its row in ``CMDS``) or a gateway reject. It stops early, with a status,
+  at a message it cannot take: another message type (the driver decodes it), a Cancel of
+  an order still in this batch (the engine must number it first), or full buffers.
+* :func:`apply_events` — walks the engine's events for the batch, updates the order
+  table and the risk exposures (fills, cancels, rejects) and writes every reply as a
+  framed Sequenced Data packet into ``OUT`` (``OUTIDX`` rows: session, offset, length),
+  gateway rejects interleaved in arrival order, each stamped ``base + entry``.
+
+Every constant the kernels compare against is written out here, not imported: numba's
+cache checks only this file, so a constant read from another module would stay frozen in
+a cached kernel after that module changed. ``tests/exchange/core`` checks each one against
+the protocol and engine enums. Nothing here allocates (``_nrt=False``) but
+:func:`rehash_tokens`. Cost per message or event: O(1) expected (one open-addressing
+probe sequence for a token, a binary search over the listed instruments).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+JIT = {"cache": True, "_nrt": False, "boundscheck": False}
+
+# ----------------------------------------------------------------- wire constants
+MSG_ENTER = 0x4F  # 'O'
+MSG_CANCEL = 0x58  # 'X'
+ENTER_SIZE = 70
+CANCEL_SIZE = 5
+# Enter Order field offsets
+EO_TOKEN, EO_INST, EO_SIDE, EO_TYPE, EO_TIF = 1, 5, 9, 10, 11
+EO_PRICE, EO_QTY, EO_DISPLAY, EO_STOP, EO_MINQ = 12, 20, 24, 28, 36
+EO_GROUP, EO_SMP, EO_ACCOUNT, EO_EXPIRE, EO_POST = 40, 44, 45, 61, 69
+ACCOUNT_WIDTH = 16
+# wire enums
+W_BUY, W_SELL = 0x42, 0x53
+W_LIMIT, W_MARKET, W_STOP, W_STOP_LIMIT = 0x4C, 0x4D, 0x53, 0x54
+W_DAY, W_GTC, W_IOC, W_FOK, W_GTD = 0x30, 0x31, 0x33, 0x34, 0x36
+W_SMP_DEFAULT, W_SMP_RESTING, W_SMP_INCOMING, W_SMP_BOTH = 0x2D, 0x52, 0x49, 0x42
+W_POST_YES, W_POST_NO = 0x59, 0x4E
+W_LIQ_ADDED, W_LIQ_REMOVED = 0x41, 0x52
+# reject codes (exchange.protocol.codes.RejectCode)
+R_BAD_SIDE, R_BAD_ORDER_TYPE, R_BAD_TIF, R_BAD_SMP, R_BAD_ACCOUNT = 102, 103, 104, 105, 106
+R_TOKEN, R_UNKNOWN_TOKEN, R_BAD_QTY, R_BAD_DISPLAY, R_BAD_MINQ = 107, 108, 109, 110, 111
+R_BAD_STOP, R_BAD_PRICE, R_BAD_EXPIRE, R_BAD_POST = 112, 113, 115, 116
+R_THROTTLED, R_NOT_PERMITTED, R_BLOCKED, R_NOT_WORKING = 120, 121, 122, 124
+R_MARKET_CLOSED, R_UNKNOWN_INSTRUMENT = 2, 1
+R_MAX_QTY, R_MIN_QTY, R_MAX_NOTIONAL, R_POSITION, R_PRICE_LIMIT = 130, 131, 132, 133, 134
+# engine enums (exchange.engine.abi)
+C_NEW, C_CANCEL = 1, 2
+E_ACCEPTED, E_REJECTED, E_TRADE, E_CANCELLED, E_STOP, E_LEVEL = 1, 2, 3, 4, 6, 7
+ENG_BUY, ENG_SELL = 1, 2
+FLAG_POST_ONLY = 1
+# framed outbound packets: 2-byte length, 'S', then the message
+LEN_ACCEPTED, LEN_REJECTED, LEN_EXECUTED, LEN_CANCELED, LEN_STOP = 89, 21, 46, 26, 28
+
+# ----------------------------------------------------------------- table layouts
+# sessions (SESS rows)
+S_LAST_TOKEN, S_RATE, S_LEVEL, S_LAST_NS, S_ACCOUNTS = 0, 1, 2, 3, 4
+SF = 5
+# accounts (ACCT rows): id, blocked, max notional (0 = the gateway default), raw field key
+A_ID, A_BLOCKED, A_MAX_NOTIONAL, A_KEY0, A_KEY1 = 0, 1, 2, 3, 4
+AF = 5
+# listed instruments (INST rows, sorted by id)
+I_ID, I_MIN_QTY, I_MAX_QTY, I_HAS_LIMITS, I_LO, I_HI = 0, 1, 2, 3, 4, 5
+I_BAND_LO, I_BAND_HI, I_HAS_REF, I_REF, I_TICK_VALUE, I_PRODUCT = 6, 7, 8, 9, 10, 11
+I_SPOT, I_LIMIT_ALL, I_LIMIT_SPOT = 12, 13, 14
+IF = 15
+# exposures EXP[account, instrument or n_inst + product, X_*]
+X_POSITION, X_BUY, X_SELL = 0, 1, 2
+# orders (ORD rows; a free row has O_REF 0 and O_NEXT the next free row, -1 ends)
+O_REF, O_TOKEN, O_SESS, O_ACCT, O_INST, O_SIDE, O_PRICE = 0, 1, 2, 3, 4, 5, 6
+O_QTY, O_ORDER_ID, O_STOP, O_WORKING, O_EXPIRE, O_NEXT = 7, 8, 9, 10, 11, 12
+OF = 13
+#: an order reference (the engine's ``user_ref``) is ``serial << REF_SHIFT | row``
+REF_SHIFT = 24
+REF_ROW_MASK = (1 << REF_SHIFT) - 1
+# token table TOKH[h] = (key, row); key = session << 32 | token; -1 empty, -2 deleted
+H_EMPTY, H_DELETED = -1, -2
+# globals (G)
+G_CLOSED, G_NEXT_SERIAL, G_FREE, G_ORDERS, G_DEFAULT_MAX_NOTIONAL = 0, 1, 2, 3, 4
+G_H_USED, G_H_DELETED, G_N_INST = 5, 6, 7
+GF = 8
+# batch entries (BE rows)
+B_KIND, B_SESS, B_ROW, B_TOKEN, B_REQUEST, B_CODE, B_OFFSET, B_RAW = 0, 1, 2, 3, 4, 5, 6, 7
+BF = 8
+K_NEW, K_CANCEL, K_REJECT = 0, 1, 2
+# decode_batch status
+ST_DONE, ST_FLUSH_FIRST, ST_OTHER, ST_FULL, ST_GROW = 0, 1, 2, 3, 4
+NS = 1_000_000_000
+
+
+# ----------------------------------------------------------------- byte helpers
+@njit(**JIT)
+def _u32(b, p):
+    return (
+        (np.int64(b[p]) << 24)
+        | (np.int64(b[p + 1]) << 16)
+        | (np.int64(b[p + 2]) << 8)
+        | (np.int64(b[p + 3]))
+    )
+
+
+@njit(**JIT)
+def _i64(b, p):
+    x = np.int64(0)
+    for k in range(8):
+        x = (x << 8) | np.int64(b[p + k])
+    return x
+
+
+@njit(**JIT)
+def _put(o, p, x, n):
+    """Write the low ``n`` bytes of ``x`` big-endian at ``o[p]``; returns ``p + n``."""
+    for k in range(n):
+        o[p + n - 1 - k] = np.uint8((x >> (8 * k)) & 0xFF)
+    return p + n
+
+
+# ----------------------------------------------------------------- token table
+@njit(**JIT)
+def _slot(key, mask):
+    return ((key * np.int64(-7046029254386353131)) >> np.int64(17)) & mask
+
+
+@njit(**JIT)
+def tok_find(TOKH, sess, token):
+    """The order row of ``(sess, token)``, or -1. O(1) expected."""
+    key = (np.int64(sess) << 32) | np.int64(token)
+    mask = TOKH.shape[0] - 1
+    h = _slot(key, mask)
+    while True:
+        k = TOKH[h, 0]
+        if k == key:
+            return TOKH[h, 1]
+        if k == H_EMPTY:
+            return -1
+        h = (h + 1) & mask
+
+
+@njit(**JIT)
+def _tok_put(TOKH, G, sess, token, row):
+    key = (np.int64(sess) << 32) | np.int64(token)
+    mask = TOKH.shape[0] - 1
+    h = _slot(key, mask)
+    while TOKH[h, 0] >= 0:
+        h = (h + 1) & mask
+    if TOKH[h, 0] == H_DELETED:
+        G[G_H_DELETED] -= 1
+    TOKH[h, 0] = key
+    TOKH[h, 1] = row
+    G[G_H_USED] += 1
+
+
+@njit(**JIT)
+def _tok_del(TOKH, G, sess, token, row):
+    """Remove ``(sess, token)`` if it maps to ``row`` (a replaced token may map elsewhere)."""
+    key = (np.int64(sess) << 32) | np.int64(token)
+    mask = TOKH.shape[0] - 1
+    h = _slot(key, mask)
+    while True:
+        k = TOKH[h, 0]
+        if k == key:
+            if TOKH[h, 1] == row:
+                TOKH[h, 0] = H_DELETED
+                G[G_H_USED] -= 1
+                G[G_H_DELETED] += 1
+            return
+        if k == H_EMPTY:
+            return
+        h = (h + 1) & mask
+
+
+@njit(cache=True, boundscheck=False)
+def rehash_tokens(TOKH, NEW):
+    """Copy every live entry of ``TOKH`` into the empty table ``NEW`` (a power of two).
+    Returns the number copied. O(len(TOKH))."""
+    mask = NEW.shape[0] - 1
+    n = 0
+    for i in range(TOKH.shape[0]):
+        key = TOKH[i, 0]
+        if key >= 0:
+            h = _slot(key, mask)
+            while NEW[h, 0] != H_EMPTY:
+                h = (h + 1) & mask
+            NEW[h, 0] = key
+            NEW[h, 1] = TOKH[i, 1]
+            n += 1
+    return n
+
+
+# ----------------------------------------------------------------- risk
+@njit(**JIT)
+def _inst_index(INST, n_inst, iid):
+    lo, hi = 0, n_inst - 1
+    while lo <= hi:
+        mid = (lo + hi) >> 1
+        v = INST[mid, I_ID]
+        if v == iid:
+            return mid
+        if v < iid:
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    return -1
+
+
+@njit(**JIT)
+def risk_check(INST, ACCT, EXP, G, a, i, side, otype, price, stop, qty, add, reserve):
+    """The first failed pre-trade check's reject code, or 0 (``exchange.risk``'s
+    ``RiskChecker._evaluate``, same order). With ``reserve``, a passing order's ``add``
+    becomes working quantity of account row ``a`` in instrument row ``i``. O(1)."""
+    if ACCT[a, A_BLOCKED]:
+        return R_BLOCKED
+    if qty > INST[i, I_MAX_QTY]:
+        return R_MAX_QTY
+    if qty < INST[i, I_MIN_QTY]:
+        return R_MIN_QTY
+    has_limit = otype in (W_LIMIT, W_STOP_LIMIT)
+    has_lim = INST[i, I_HAS_LIMITS] != 0
+    lo, hi = INST[i, I_LO], INST[i, I_HI]
+    if has_lim:
+        if has_limit and not (lo <= price <= hi):
+            return R_PRICE_LIMIT
+        if (otype in (W_STOP, W_STOP_LIMIT)) and not (lo <= stop <= hi):
+            return R_PRICE_LIMIT
+    max_notional = ACCT[a, A_MAX_NOTIONAL]
+    if max_notional == 0:
+        max_notional = G[G_DEFAULT_MAX_NOTIONAL]
+    if max_notional:
+        if has_limit:
+            value_px = price
+        elif has_lim:
+            value_px = hi if side == W_BUY else lo
+        elif side == W_BUY:
+            value_px = INST[i, I_BAND_HI]
+        else:
+            value_px = (
+                INST[i, I_REF] if INST[i, I_HAS_REF] and INST[i, I_REF] else (INST[i, I_BAND_HI])
+            )
+        # value_px * qty * tick value > max_notional, without overflow (qty >= 1 here)
+        unit = qty * INST[i, I_TICK_VALUE]
+        if value_px > 0 and unit > 0 and value_px > max_notional // unit:
+            return R_MAX_NOTIONAL
+    if add <= 0:
+        return 0
+    pi = G[G_N_INST] + INST[i, I_PRODUCT]  # the product's exposure row
+    if side == W_BUY:
+        if EXP[a, pi, X_POSITION] + EXP[a, pi, X_BUY] + add > INST[i, I_LIMIT_ALL] or (
+            INST[i, I_SPOT]
+            and EXP[a, i, X_POSITION] + EXP[a, i, X_BUY] + add > INST[i, I_LIMIT_SPOT]
+        ):
+            return R_POSITION
+        if reserve:
+            EXP[a, i, X_BUY] += add
+            EXP[a, pi, X_BUY] += add
+    else:
+        if -EXP[a, pi, X_POSITION] + EXP[a, pi, X_SELL] + add > INST[i, I_LIMIT_ALL] or (
+            INST[i, I_SPOT]
+            and -EXP[a, i, X_POSITION] + EXP[a, i, X_SELL] + add > INST[i, I_LIMIT_SPOT]
+        ):
+            return R_POSITION
+        if reserve:
+            EXP[a, i, X_SELL] += add
+            EXP[a, pi, X_SELL] += add
+    return 0
+
+
+# ----------------------------------------------------------------- decode
+@njit(**JIT)
+def _reject(BE, n_be, sess, token, request, code, offset, raw):
+    BE[n_be, B_KIND] = K_REJECT
+    BE[n_be, B_SESS] = sess
+    BE[n_be, B_ROW] = -1
+    BE[n_be, B_TOKEN] = token
+    BE[n_be, B_REQUEST] = request
+    BE[n_be, B_CODE] = code
+    BE[n_be, B_OFFSET] = offset
+    BE[n_be, B_RAW] = raw
+    return n_be + 1
+
+
+@njit(**JIT)
+def _enter_code(b, p, s, SESS, ACCT, PERM, G):
+    """Decode checks and field checks of the Enter Order at ``b[p:]`` from session ``s``.
+
+    Returns ``(code, offset, account row, token taken)``: code 0 = passed (the caller
+    runs risk), else the reject. Same order as the Python gateway: enums and account
+    field (decoder), then the token (taken only if increasing), then the fields."""
+    post, side, otype = b[p + EO_POST], b[p + EO_SIDE], b[p + EO_TYPE]
+    tif, smp = b[p + EO_TIF], b[p + EO_SMP]
+    if post != W_POST_YES and post != W_POST_NO:
+        return R_BAD_POST, EO_POST, -1
+    if side != W_BUY and side != W_SELL:
+        return R_BAD_SIDE, EO_SIDE, -1
+    if otype != W_LIMIT and otype != W_MARKET and otype != W_STOP and otype != W_STOP_LIMIT:
+        return R_BAD_ORDER_TYPE, EO_TYPE, -1
+    if tif != W_DAY and tif != W_GTC and tif != W_IOC and tif != W_FOK and tif != W_GTD:
+        return R_BAD_TIF, EO_TIF, -1
+    if (
+        smp != W_SMP_DEFAULT
+        and smp != W_SMP_RESTING
+        and smp != W_SMP_INCOMING
+        and (smp != W_SMP_BOTH)
+    ):
+        return R_BAD_SMP, EO_SMP, -1
+    for k in range(ACCOUNT_WIDTH):
+        c = b[p + EO_ACCOUNT + k]
+        if c < 0x20 or c > 0x7E:
+            return R_BAD_ACCOUNT, EO_ACCOUNT + k, -1
+    key0 = _i64(b, p + EO_ACCOUNT)
+    key1 = _i64(b, p + EO_ACCOUNT + 8)
+    a = -1
+    for r in range(ACCT.shape[0]):
+        if ACCT[r, A_KEY0] == key0 and ACCT[r, A_KEY1] == key1:
+            if PERM[s, r]:
+                a = r
+            break
+    tok = _u32(b, p + EO_TOKEN)
+    if tok <= SESS[s, S_LAST_TOKEN]:
+        return R_TOKEN, 1, a
+    SESS[s, S_LAST_TOKEN] = tok
+    qty = _u32(b, p + EO_QTY)
+    expire = _i64(b, p + EO_EXPIRE)
+    stop = _i64(b, p + EO_STOP)
+    if a < 0:
+        return R_NOT_PERMITTED, EO_ACCOUNT, a
+    if G[G_CLOSED]:
+        return R_MARKET_CLOSED, 0, a
+    if qty == 0:
+        return R_BAD_QTY, EO_QTY, a
+    if _u32(b, p + EO_DISPLAY) > qty:
+        return R_BAD_DISPLAY, EO_DISPLAY, a
+    if _u32(b, p + EO_MINQ) > qty:
+        return R_BAD_MINQ, EO_MINQ, a
+    if (tif == W_GTD) != (expire != 0):
+        return R_BAD_EXPIRE, EO_EXPIRE, a
+    if (otype in (W_STOP, W_STOP_LIMIT)) != (stop != 0):
+        return R_BAD_STOP, EO_STOP, a
+    if (otype in (W_LIMIT, W_STOP_LIMIT)) and _i64(b, p + EO_PRICE) <= 0:
+        return R_BAD_PRICE, EO_PRICE, a
+    return 0, 0, a
+
+
+@njit(**JIT)
+def decode_batch(
+    buf, MSG, start, n_msg, resumed, SESS, ACCT, PERM, INST, EXP, ORD, TOKH, G, MAPS, BE, n_be,
+    CMDS, n_cmd,
+):  # fmt: skip
+    """Turn messages ``MSG[start:n_msg]`` (rows: session, offset in ``buf``, length, arrival
+    time in monotonic ns for the throttle) into
+    batch entries ``BE[n_be:]`` and engine commands ``CMDS[n_cmd:]`` (each command's
+    ``timestamp`` is its entry index; the caller adds the batch base).
+
+    ``resumed`` says message ``start`` already passed the throttle (and, for a Cancel, found
+    its order) before the caller flushed for it. Returns ``(next message, n_be, n_cmd,
+    status)``; ``status`` is :data:`ST_DONE` or why it stopped before ``next message``:
+    :data:`ST_FLUSH_FIRST` (a Cancel of an order of this batch: run the batch, then call
+    again with ``resumed``), :data:`ST_OTHER` (not Enter or Cancel Order, or an Enter Order
+    for an unlisted instrument; it passed the throttle and, for the latter, took its token:
+    the caller decides it), :data:`ST_FULL` (``BE`` or ``CMDS`` is full) or :data:`ST_GROW`
+    (the order or token table needs room). O(messages)."""
+    mask = TOKH.shape[0] - 1
+    j = start
+    while j < n_msg:
+        if n_be >= BE.shape[0] or n_cmd >= CMDS.shape[0]:
+            return j, n_be, n_cmd, ST_FULL
+        if G[G_FREE] < 0 or 4 * (G[G_H_USED] + G[G_H_DELETED] + 1) > 3 * (mask + 1):
+            return j, n_be, n_cmd, ST_GROW
+        s, p, ln = MSG[j, 0], MSG[j, 1], MSG[j, 2]
+        first = j == start and resumed
+        if not first:
+            # Throttle.allow(): an integer token bucket, units of 1/rate ns
+            rate = SESS[s, S_RATE]
+            cap = rate * NS
+            now = MSG[j, 3]
+            level = SESS[s, S_LEVEL] + (now - SESS[s, S_LAST_NS]) * rate
+            SESS[s, S_LAST_NS] = now
+            if level > cap:
+                level = cap
+            if level < NS:
+                SESS[s, S_LEVEL] = level
+                tok = _u32(buf, p + 1) if ln >= 5 else 0
+                n_be = _reject(BE, n_be, s, tok, buf[p] if ln else 0, R_THROTTLED, 0, p)
+                j += 1
+                continue
+            SESS[s, S_LEVEL] = level - NS
+        mtype = buf[p] if ln else 0
+        if ln == CANCEL_SIZE and mtype == MSG_CANCEL:
+            tok = _u32(buf, p + 1)
+            row = tok_find(TOKH, s, tok)
+            if row < 0:
+                if first:  # it was working before the flush: gone in that batch
+                    n_be = _reject(BE, n_be, s, tok, MSG_CANCEL, R_NOT_WORKING, 1, p)
+                else:
+                    n_be = _reject(BE, n_be, s, tok, MSG_CANCEL, R_UNKNOWN_TOKEN, 1, p)
+                j += 1
+                continue
+            if ORD[row, O_ORDER_ID] == 0:
+                return j, n_be, n_cmd, ST_FLUSH_FIRST
+            c = CMDS[n_cmd]
+            c.timestamp = n_be
+            c.user_ref = ORD[row, O_REF]
+            c.client_token = tok
+            c.order_id = ORD[row, O_ORDER_ID]
+            c.price = 0
+            c.stop_price = 0
+            c.qty = 0
+            c.display_qty = 0
+            c.min_qty = 0
+            c.expire_time = 0
+            c.instrument_id = 0
+            c.account = ACCT[ORD[row, O_ACCT], A_ID]
+            c.smp_group = 0
+            c.cmd_type = C_CANCEL
+            c.side = 0
+            c.order_type = 0
+            c.tif = 0
+            c.smp = 0
+            c.flags = 0
+            c.status = 0
+            n_cmd += 1
+            BE[n_be, B_KIND] = K_CANCEL
+            BE[n_be, B_SESS] = s
+            BE[n_be, B_ROW] = row
+            BE[n_be, B_TOKEN] = tok
+            BE[n_be, B_REQUEST] = MSG_CANCEL
+            BE[n_be, B_CODE] = 0
+            BE[n_be, B_OFFSET] = 0
+            BE[n_be, B_RAW] = p
+            n_be += 1
+            j += 1
+            continue
+        if ln != ENTER_SIZE or mtype != MSG_ENTER:
+            return j, n_be, n_cmd, ST_OTHER
+        tok = _u32(buf, p + EO_TOKEN)
+        code, off, a = _enter_code(buf, p, s, SESS, ACCT, PERM, G)
+        if code == 0:
+            iid = _u32(buf, p + EO_INST)
+            i = _inst_index(INST, G[G_N_INST], iid)
+            if i < 0:
+                return j, n_be, n_cmd, ST_OTHER  # the caller tells expired from unknown
+            side = buf[p + EO_SIDE]
+            otype = buf[p + EO_TYPE]
+            price = _i64(buf, p + EO_PRICE)
+            stop = _i64(buf, p + EO_STOP)
+            qty = _u32(buf, p + EO_QTY)
+            code = risk_check(INST, ACCT, EXP, G, a, i, side, otype, price, stop, qty, qty, True)
+        if code:
+            n_be = _reject(BE, n_be, s, tok, MSG_ENTER, code, off, p)
+            j += 1
+            continue
+        # the order row and its token
+        row = G[G_FREE]
+        G[G_FREE] = ORD[row, O_NEXT]
+        serial = G[G_NEXT_SERIAL]
+        G[G_NEXT_SERIAL] = serial + 1
+        ref = (serial << REF_SHIFT) | row
+        expire = _i64(buf, p + EO_EXPIRE)
+        ORD[row, O_REF] = ref
+        ORD[row, O_TOKEN] = tok
+        ORD[row, O_SESS] = s
+        ORD[row, O_ACCT] = a
+        ORD[row, O_INST] = i
+        ORD[row, O_SIDE] = side
+        ORD[row, O_PRICE] = price
+        ORD[row, O_QTY] = qty
+        ORD[row, O_ORDER_ID] = 0
+        ORD[row, O_STOP] = stop
+        ORD[row, O_WORKING] = 0
+        ORD[row, O_EXPIRE] = expire
+        ORD[row, O_NEXT] = -1
+        G[G_ORDERS] += 1
+        _tok_put(TOKH, G, s, tok, row)
+        c = CMDS[n_cmd]
+        c.timestamp = n_be
+        c.user_ref = ref
+        c.client_token = tok
+        c.order_id = 0
+        c.price = price
+        c.stop_price = stop
+        c.qty = qty
+        c.display_qty = _u32(buf, p + EO_DISPLAY)
+        c.min_qty = _u32(buf, p + EO_MINQ)
+        c.expire_time = expire
+        c.instrument_id = iid
+        c.account = ACCT[a, A_ID]
+        c.smp_group = _u32(buf, p + EO_GROUP)
+        c.cmd_type = C_NEW
+        c.side = MAPS[0, side]
+        c.order_type = MAPS[1, otype]
+        c.tif = MAPS[2, buf[p + EO_TIF]]
+        c.smp = MAPS[3, buf[p + EO_SMP]]
+        c.flags = FLAG_POST_ONLY if buf[p + EO_POST] == W_POST_YES else 0
+        c.status = 0
+        n_cmd += 1
+        BE[n_be, B_KIND] = K_NEW
+        BE[n_be, B_SESS] = s
+        BE[n_be, B_ROW] = row
+        BE[n_be, B_TOKEN] = tok
+        BE[n_be, B_REQUEST] = MSG_ENTER
+        BE[n_be, B_CODE] = 0
+        BE[n_be, B_OFFSET] = 0
+        BE[n_be, B_RAW] = p
+        n_be += 1
+        j += 1
+    return j, n_be, n_cmd, ST_DONE
+
+
+# ----------------------------------------------------------------- events -> replies
+@njit(**JIT)
+def _open(OUT, OUTIDX, n_out, pos, sess, length):
+    OUTIDX[n_out, 0] = sess
+    OUTIDX[n_out, 1] = pos
+    OUTIDX[n_out, 2] = length
+    pos = _put(OUT, pos, length - 2, 2)
+    OUT[pos] = 0x53  # 'S': Sequenced Data
+    return pos + 1
+
+
+@njit(**JIT)
+def _rejected(OUT, OUTIDX, n_out, pos, sess, ts, token, request, code, offset):
+    q = _open(OUT, OUTIDX, n_out, pos, sess, LEN_REJECTED)
+    OUT[q] = 0x4A  # 'J'
+    q = _put(OUT, q + 1, ts, 8)
+    q = _put(OUT, q, token, 4)
+    OUT[q] = request
+    q = _put(OUT, q + 1, code, 2)
+    _put(OUT, q, offset, 2)
+    return pos + LEN_REJECTED
+
+
+@njit(**JIT)
+def _forget(ORD, TOKH, G, row):
+    """The order left the gateway's books: free its row and its token. O(1)."""
+    _tok_del(TOKH, G, ORD[row, O_SESS], ORD[row, O_TOKEN], row)
+    ORD[row, O_REF] = 0
+    ORD[row, O_NEXT] = G[G_FREE]
+    G[G_FREE] = row
+    G[G_ORDERS] -= 1
+
+
+@njit(**JIT)
+def _working(EXP, G, INST, ORD, row, qty):
+    """Add ``qty`` (may be negative) to the order's side's working quantity."""
+    a, i = ORD[row, O_ACCT], ORD[row, O_INST]
+    pi = G[G_N_INST] + INST[i, I_PRODUCT]
+    x = X_BUY if ORD[row, O_SIDE] == W_BUY else X_SELL
+    EXP[a, i, x] += qty
+    EXP[a, pi, x] += qty
+
+
+@njit(**JIT)
+def apply_events(
+    EV, n_ev, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS, OUT, OUTIDX
+):  # fmt: skip
+    """Apply one batch's engine events ``EV[:n_ev]`` (``EVENT_DTYPE``, stamped ``base +
+    entry``) to the order table and exposures, and write every reply of the batch — the
+    gateway rejects of ``BE[:n_be]`` in their places — into ``OUT`` as framed Sequenced
+    Data packets (``OUTIDX`` rows: session, offset, length). ``OUT`` must hold
+    ``89 * (n_ev + n_be)`` bytes. Returns ``(bytes written, packets)``. O(events)."""
+    pos = 0
+    n_out = 0
+    li = 0
+    for e in range(n_ev):
+        ev = EV[e]
+        et = ev.event_type
+        if et == E_LEVEL:
+            continue
+        ts = ev.timestamp
+        k = ts - base
+        while li < k:
+            if BE[li, B_KIND] == K_REJECT:
+                pos = _rejected(
+                    OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
+                    BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
+                )  # fmt: skip
+                n_out += 1
+            li += 1
+        ref = np.int64(ev.user_ref)
+        row = ref & REF_ROW_MASK
+        known = ref != 0 and row < ORD.shape[0] and ORD[row, O_REF] == ref
+        if et == E_ACCEPTED:
+            if known:
+                oid = ev.order_id
+                ORD[row, O_ORDER_ID] = oid
+                ORD[row, O_WORKING] = 1
+                q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_ACCEPTED)
+                OUT[q] = 0x41  # 'A'
+                q = _put(OUT, q + 1, ts, 8)
+                raw = BE[k, B_RAW]
+                for t in range(1, ENTER_SIZE):  # the Enter Order's fields, echoed
+                    OUT[q] = buf[raw + t]
+                    q += 1
+                _put(OUT, q, oid, 8)
+                pos += LEN_ACCEPTED
+                n_out += 1
+        elif et == E_TRADE:
+            if known:
+                qty = ev.qty
+                leaves = ev.leaves
+                side = ORD[row, O_SIDE]
+                q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_EXECUTED)
+                OUT[q] = 0x45  # 'E'
+                q = _put(OUT, q + 1, ts, 8)
+                q = _put(OUT, q, ORD[row, O_TOKEN], 4)
+                q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
+                OUT[q] = side
+                q = _put(OUT, q + 1, ev.price, 8)
+                q = _put(OUT, q, qty, 4)
+                q = _put(OUT, q, ev.match_id, 8)
+                OUT[q] = W_LIQ_REMOVED if ev.aggressor_side == ev.side else W_LIQ_ADDED
+                _put(OUT, q + 1, leaves, 4)
+                pos += LEN_EXECUTED
+                n_out += 1
+                # the fill: working quantity becomes position
+                a, i = ORD[row, O_ACCT], ORD[row, O_INST]
+                pi = G[G_N_INST] + INST[i, I_PRODUCT]
+                if side == W_BUY:
+                    EXP[a, i, X_POSITION] += qty
+                    EXP[a, pi, X_POSITION] += qty
+                    EXP[a, i, X_BUY] -= qty
+                    EXP[a, pi, X_BUY] -= qty
+                else:
+                    EXP[a, i, X_POSITION] -= qty
+                    EXP[a, pi, X_POSITION] -= qty
+                    EXP[a, i, X_SELL] -= qty
+                    EXP[a, pi, X_SELL] -= qty
+                ORD[row, O_QTY] = leaves
+                if leaves == 0:
+                    _forget(ORD, TOKH, G, row)
+        elif et == E_CANCELLED:
+            if known:
+                _working(EXP, G, INST, ORD, row, -ORD[row, O_QTY])
+                q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_CANCELED)
+                OUT[q] = 0x43  # 'C'
+                q = _put(OUT, q + 1, ts, 8)
+                q = _put(OUT, q, ORD[row, O_TOKEN], 4)
+                q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
+                OUT[q] = ORD[row, O_SIDE]
+                q = _put(OUT, q + 1, ev.qty, 4)
+                OUT[q] = MAPS[4, ev.reason]
+                pos += LEN_CANCELED
+                n_out += 1
+                _forget(ORD, TOKH, G, row)
+        elif et == E_REJECTED:
+            kind = BE[k, B_KIND]
+            code = MAPS[5, ev.reason]
+            if kind == K_NEW:
+                r = BE[k, B_ROW]
+                _working(EXP, G, INST, ORD, r, -ORD[r, O_QTY])
+                _forget(ORD, TOKH, G, r)
+                pos = _rejected(
+                    OUT, OUTIDX, n_out, pos, BE[k, B_SESS], ts, BE[k, B_TOKEN], MSG_ENTER, code, 0
+                )
+                n_out += 1
+            elif kind == K_CANCEL:
+                pos = _rejected(
+                    OUT, OUTIDX, n_out, pos, BE[k, B_SESS], ts, BE[k, B_TOKEN], MSG_CANCEL, code,
+                    0,
+                )  # fmt: skip
+                n_out += 1
+        elif et == E_STOP and known:
+            q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_STOP)
+            OUT[q] = 0x54  # 'T'
+            q = _put(OUT, q + 1, ts, 8)
+            q = _put(OUT, q, ORD[row, O_TOKEN], 4)
+            q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
+            _put(OUT, q, ORD[row, O_STOP], 8)
+            pos += LEN_STOP
+            n_out += 1
+    while li < n_be:
+        if BE[li, B_KIND] == K_REJECT:
+            pos = _rejected(
+                OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
+                BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
+            )  # fmt: skip
+            n_out += 1
+        li += 1
+    return pos, n_out
