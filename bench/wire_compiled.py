@@ -18,16 +18,8 @@ everything ``flopex serve`` does besides is what the comparison prices. The same
 closed loop as ``bench.wire`` (order -> Accepted timed, its cancel sent right after,
 untimed) alternates between the echo and this server in blocks of 250 round trips.
 
-A third server runs the **order-entry core** (``exchange.core``): the real decode,
-checks, throttle, tokens, pre-trade risk and order table, the engine, the real replies
-appended to real session stores, and the journal (``exchange.journal.Journal``: the
-batch's commands, one ``write``, no fsync) before the reply is written. It lacks only what
-the core does not do yet (Replace, Mass Cancel, kill switch, the journal's gateway note,
-market data), so it is what ``flopex serve`` would reach with the core wired in.
-
 JSON keys: ``echo_rtt_p50_us``, ``echo_rtt_p99_us``, ``compiled_rtt_p50_us``,
-``compiled_rtt_p99_us``, ``compiled_vs_echo_p50``, ``compiled_vs_echo_p99``, and the same
-with ``core`` for the order-entry core server.
+``compiled_rtt_p99_us``, ``compiled_vs_echo_p50``, ``compiled_vs_echo_p99``.
 """
 
 from __future__ import annotations
@@ -41,22 +33,12 @@ import socket
 import sys
 import tempfile
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import uvloop
 from numba import njit
 
-from bench.wire import (
-    TRADE_DATE,
-    _access_file,
-    _start,
-    _stop,
-    _Target,
-    bench_instruments,
-    closed_loop,
-)
+from bench.wire import _start, _stop, _Target, bench_instruments, closed_loop
 from exchange.engine import kernel as K
 from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, event_words
 from exchange.engine.book import MatchingEngine
@@ -191,66 +173,6 @@ class _CompiledRound(asyncio.Protocol):
             self.t.write(s["out"][:w].tobytes())
 
 
-class _CoreRound(asyncio.Protocol):
-    """One connection to the order-entry core server: a SoupBinTCP login against the
-    access file, then per read: frames -> ``CoreGateway.on_message`` -> one ``flush`` ->
-    journal commit -> one ``write`` of the session's replies."""
-
-    def __init__(self, core: Any, journal: Any) -> None:
-        self.core, self.journal = core, journal
-        self.decoder = soup.FrameDecoder()
-        self.session: Any = None
-        self.out: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.t = transport
-        sock = transport.get_extra_info("socket")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def send(self, data: bytes) -> None:  # the session's sink
-        self.out.append(data)
-
-    def data_received(self, data: bytes) -> None:
-        core = self.core
-        for ptype, payload in self.decoder.feed(data):
-            if ptype == 0x55 and self.session is not None:  # 'U' Unsequenced Data
-                core.on_message(self.session, payload)
-            elif ptype == 0x4C and self.session is None:  # 'L' Login Request
-                req = soup.parse_login_request(payload)
-                login = core.access.authenticate(req.username, req.password)
-                if login is None:
-                    self.t.write(soup.login_rejected(soup.REJECT_NOT_AUTHORIZED))
-                    self.t.close()
-                    return
-                s = self.session = core.session(login.session)
-                s.sink = self
-                self.t.write(soup.login_accepted(s.name, s.next_seq))
-        core.flush()
-        self.journal.commit()  # the batch's commands, before any reply is written
-        if self.out:
-            out, self.out = self.out, []
-            self.t.write(b"".join(out) if len(out) > 1 else out[0])
-
-
-async def _serve_core(access_path: str, data_dir: str) -> None:
-    from exchange.auth import load_access
-    from exchange.core.driver import CoreGateway
-    from exchange.journal import Journal, SyncPolicy
-    from exchange.venue import build_gateway
-
-    access = load_access(Path(access_path))
-    base = build_gateway(access, TRADE_DATE, engine="numba")
-    core = CoreGateway(access, base.risk, base.sequencer, base.expired_contract)
-    journal = Journal(Path(data_dir) / "journal", SyncPolicy.parse("off"))
-    base.sequencer.journal.append(journal.append)
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _CoreRound(core, journal), "127.0.0.1", 0)
-    print(f"core: listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-
-
 async def _serve(instrument_id: int, journal_path: str) -> None:
     eng = MatchingEngine(
         [InstrumentConfig(instrument_id=instrument_id, min_price_ticks=1, max_price_ticks=100_000)],
@@ -280,43 +202,33 @@ def run(quick: bool) -> dict:
     n = 3000 if quick else 20000
     total = n + n // 10
     with tempfile.TemporaryDirectory(prefix="flopex-wire-compiled-") as tmp:
-        access = Path(tmp) / "access.yaml"
-        _access_file(access, ["core"], 1)
         echo, echo_port = _start(
             [sys.executable, "-m", "bench.wire", "--echo-server"], "listening on "
         )
-        comp = core = None
+        comp = None
         try:
             comp, port = _start(
                 [sys.executable, "-m", "bench.wire_compiled", "--serve", str(iid), tmp],
                 "listening on ",
                 timeout=300,  # a cold numba cache compiles the kernel first
             )
-            core, core_port = _start(
-                [sys.executable, "-m", "bench.wire_compiled", "--serve-core", str(access), tmp],
-                "listening on ",
-                timeout=300,
-            )
             targets = [
                 _Target(echo_port, "e", total, iid, "A"),
                 _Target(port, "c", total, iid, "A"),
-                _Target(core_port, "core", total, iid, "COREA0"),
             ]
-            he, hc, hk = uvloop.run(closed_loop(targets, n))
+            he, hc = uvloop.run(closed_loop(targets, n))
         finally:
             _stop(echo)
-            for proc in (comp, core):
-                if proc is not None:
-                    _stop(proc)
+            if comp is not None:
+                _stop(comp)
     res: dict = {"quick": quick, "rtt_samples": n}
-    for name, h in (("echo", he), ("compiled", hc), ("core", hk)):
+    for name, h in (("echo", he), ("compiled", hc)):
         res[f"{name}_rtt_p50_us"] = h.percentile(50) / 1000
         res[f"{name}_rtt_p99_us"] = h.percentile(99) / 1000
-    for name in ("compiled", "core"):
-        for q in ("p50", "p99"):
-            res[f"{name}_vs_echo_{q}"] = round(
-                res[f"{name}_rtt_{q}_us"] / res[f"echo_rtt_{q}_us"], 2
-            )
+    for q in ("p50", "p99"):
+        res[f"compiled_vs_echo_{q}"] = round(
+            res[f"compiled_rtt_{q}_us"] / res[f"echo_rtt_{q}_us"], 2
+        )
     return res
 
 
@@ -327,11 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small run, under a minute")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--serve", nargs=2, metavar=("IID", "DIR"), help=argparse.SUPPRESS)
-    ap.add_argument("--serve-core", nargs=2, metavar=("ACCESS", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.serve_core:
-        uvloop.run(_serve_core(*args.serve_core))
-        return 0
     if args.serve:
         uvloop.run(_serve(int(args.serve[0]), os.path.join(args.serve[1], "journal.bin")))
         return 0

@@ -25,6 +25,7 @@ from contracts.calendar import BusinessCalendar, Contract, listed_contracts
 from contracts.errors import FlopexError
 from contracts.registry import load_products
 from exchange.auth import AccessConfig
+from exchange.core.gateway import CoreGateway
 from exchange.engine.abi import EventType, InstrumentStatus
 from exchange.engine.config import InstrumentConfig, instrument_config_from_spec
 from exchange.gateway import Gateway, GatewayImage
@@ -108,8 +109,11 @@ def build_gateway(
     replay_limit: int = 1_000_000,
     engine: BatchEngine | str = "numba",
     products: dict | None = None,
+    compiled: bool = True,
 ) -> Gateway:
-    """Everything a trading day needs, wired together (no sockets yet)."""
+    """Everything a trading day needs, wired together (no sockets yet). The gateway is
+    the compiled-core one (:class:`exchange.core.gateway.CoreGateway`); ``compiled=False``
+    gives the plain-Python reference gateway it is tested against."""
     products = products if products is not None else load_products()
     cal = BusinessCalendar.default()
     if not cal.is_business_day(trade_date):
@@ -122,7 +126,7 @@ def build_gateway(
     if isinstance(engine, str):
         engine = make_engine(engine_configs(contracts, refs), engine)
     risk = RiskChecker(contracts, trade_date, refs, default_max_notional_minor)
-    return Gateway(
+    return (CoreGateway if compiled else Gateway)(
         access,
         contracts,
         trade_date,

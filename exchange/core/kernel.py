@@ -79,7 +79,10 @@ X_POSITION, X_BUY, X_SELL = 0, 1, 2
 # orders (ORD rows; a free row has O_REF 0 and O_NEXT the next free row, -1 ends)
 O_REF, O_TOKEN, O_SESS, O_ACCT, O_INST, O_SIDE, O_PRICE = 0, 1, 2, 3, 4, 5, 6
 O_QTY, O_ORDER_ID, O_STOP, O_WORKING, O_EXPIRE, O_NEXT = 7, 8, 9, 10, 11, 12
-OF = 13
+#: the order's place among its session's orders (entry, or a replace's new token), as the
+#: Python gateway's per-session dict orders them: mass cancels go in this order
+O_SEQ = 13
+OF = 14
 #: an order reference (the engine's ``user_ref``) is ``serial << REF_SHIFT | row``
 REF_SHIFT = 24
 REF_ROW_MASK = (1 << REF_SHIFT) - 1
@@ -87,14 +90,25 @@ REF_ROW_MASK = (1 << REF_SHIFT) - 1
 H_EMPTY, H_DELETED = -1, -2
 # globals (G)
 G_CLOSED, G_NEXT_SERIAL, G_FREE, G_ORDERS, G_DEFAULT_MAX_NOTIONAL = 0, 1, 2, 3, 4
-G_H_USED, G_H_DELETED, G_N_INST = 5, 6, 7
-GF = 8
+G_H_USED, G_H_DELETED, G_N_INST, G_GTD_NEW = 5, 6, 7, 8
+GF = 9
 # batch entries (BE rows)
 B_KIND, B_SESS, B_ROW, B_TOKEN, B_REQUEST, B_CODE, B_OFFSET, B_RAW = 0, 1, 2, 3, 4, 5, 6, 7
-BF = 8
-K_NEW, K_CANCEL, K_REJECT = 0, 1, 2
+#: the entry's order ref, a cancel's wire reason (0: from the engine), a counter slot
+B_REF, B_REASON, B_COUNTER = 8, 9, 10
+BF = 11
+#: entry kinds: a client's Enter Order / Cancel Order, a gateway reject, a cancel on the
+#: gateway's behalf (mass cancel, cancel-on-disconnect: B_REASON, B_COUNTER), a Replace,
+#: an engine sweep (mass cancel by account, session close, GTD expiry: B_REASON), a
+#: status change, and a reply only Python can write (``apply_events`` stops at it)
+K_NEW, K_CANCEL, K_REJECT, K_CANCEL_FOR, K_REPLACE, K_SWEEP, K_STATUS, K_PY = range(8)
 # decode_batch status
 ST_DONE, ST_FLUSH_FIRST, ST_OTHER, ST_FULL, ST_GROW = 0, 1, 2, 3, 4
+#: apply_events status: every event applied, or stopped at one only Python handles
+AP_DONE, AP_EVENT, AP_ENTRY = 0, 1, 2
+#: trade records for the trade log (TR rows)
+T_TS, T_MATCH, T_INST, T_ACCOUNT, T_SIDE, T_PRICE, T_QTY, T_AGGRESSOR = range(8)
+TF = 8
 NS = 1_000_000_000
 
 
@@ -285,6 +299,9 @@ def _reject(BE, n_be, sess, token, request, code, offset, raw):
     BE[n_be, B_CODE] = code
     BE[n_be, B_OFFSET] = offset
     BE[n_be, B_RAW] = raw
+    BE[n_be, B_REF] = 0
+    BE[n_be, B_REASON] = 0
+    BE[n_be, B_COUNTER] = -1
     return n_be + 1
 
 
@@ -353,12 +370,14 @@ def _enter_code(b, p, s, SESS, ACCT, PERM, G):
 @njit(**JIT)
 def decode_batch(
     buf, MSG, start, n_msg, resumed, SESS, ACCT, PERM, INST, EXP, ORD, TOKH, G, MAPS, BE, n_be,
-    CMDS, n_cmd,
+    CMDS, n_cmd, GTDB,
 ):  # fmt: skip
     """Turn messages ``MSG[start:n_msg]`` (rows: session, offset in ``buf``, length, arrival
     time in monotonic ns for the throttle) into
     batch entries ``BE[n_be:]`` and engine commands ``CMDS[n_cmd:]`` (each command's
-    ``timestamp`` is its entry index; the caller adds the batch base).
+    ``timestamp`` is its entry index: :func:`stamp` adds the batch's base). A new GTD
+    order's (expiry, ref) goes to ``GTDB[G[G_GTD_NEW]]`` (the caller drains it; room for
+    one per entry).
 
     ``resumed`` says message ``start`` already passed the throttle (and, for a Cancel, found
     its order) before the caller flushed for it. Returns ``(next message, n_be, n_cmd,
@@ -436,6 +455,9 @@ def decode_batch(
             BE[n_be, B_CODE] = 0
             BE[n_be, B_OFFSET] = 0
             BE[n_be, B_RAW] = p
+            BE[n_be, B_REF] = ORD[row, O_REF]
+            BE[n_be, B_REASON] = 0
+            BE[n_be, B_COUNTER] = -1
             n_be += 1
             j += 1
             continue
@@ -478,7 +500,13 @@ def decode_batch(
         ORD[row, O_WORKING] = 0
         ORD[row, O_EXPIRE] = expire
         ORD[row, O_NEXT] = -1
+        ORD[row, O_SEQ] = serial
         G[G_ORDERS] += 1
+        if expire:
+            g = G[G_GTD_NEW]
+            GTDB[g, 0] = expire
+            GTDB[g, 1] = ref
+            G[G_GTD_NEW] = g + 1
         _tok_put(TOKH, G, s, tok, row)
         c = CMDS[n_cmd]
         c.timestamp = n_be
@@ -510,9 +538,19 @@ def decode_batch(
         BE[n_be, B_CODE] = 0
         BE[n_be, B_OFFSET] = 0
         BE[n_be, B_RAW] = p
+        BE[n_be, B_REF] = ref
+        BE[n_be, B_REASON] = 0
+        BE[n_be, B_COUNTER] = -1
         n_be += 1
         j += 1
     return j, n_be, n_cmd, ST_DONE
+
+
+@njit(**JIT)
+def stamp(CMDS, n, base):
+    """Add the batch's first timestamp to the entry indexes in ``CMDS[:n].timestamp``."""
+    for i in range(n):
+        CMDS[i].timestamp += base
 
 
 # ----------------------------------------------------------------- events -> replies
@@ -560,17 +598,27 @@ def _working(EXP, G, INST, ORD, row, qty):
 
 @njit(**JIT)
 def apply_events(
-    EV, n_ev, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS, OUT, OUTIDX
+    EV, e0, n_ev, li0, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS, CNT,
+    OUT, OUTIDX, TR,
 ):  # fmt: skip
-    """Apply one batch's engine events ``EV[:n_ev]`` (``EVENT_DTYPE``, stamped ``base +
-    entry``) to the order table and exposures, and write every reply of the batch — the
-    gateway rejects of ``BE[:n_be]`` in their places — into ``OUT`` as framed Sequenced
-    Data packets (``OUTIDX`` rows: session, offset, length). ``OUT`` must hold
-    ``89 * (n_ev + n_be)`` bytes. Returns ``(bytes written, packets)``. O(events)."""
+    """Apply one batch's engine events ``EV[e0:n_ev]`` (``EVENT_DTYPE``, stamped ``base +
+    entry``) to the order table and the exposures, and write the replies — the batch's
+    local entries from ``BE[li0:]`` in their places — into ``OUT`` as framed Sequenced
+    Data packets (``OUTIDX`` rows: session, offset, length; ``OUT`` must hold ``89 *
+    (events + entries)`` bytes). Fills also go to ``TR`` (``T_*`` columns), for the trade
+    log. Cancels made for a Mass Cancel count in ``CNT[B_COUNTER]``.
+
+    Stops at an event or entry only Python handles (a replace's outcome, a status change,
+    a sweep's done, a reject of a replace or of an engine sweep, a reply Python builds):
+    returns ``(e, li, bytes written, packets, fills, status)`` with status
+    :data:`AP_EVENT` (event ``e`` is Python's: resume at ``e + 1``), :data:`AP_ENTRY`
+    (entry ``li`` is Python's: resume at ``e`` with ``li + 1``) or :data:`AP_DONE`.
+    O(events + entries)."""
     pos = 0
     n_out = 0
-    li = 0
-    for e in range(n_ev):
+    n_tr = 0
+    li = li0
+    for e in range(e0, n_ev):
         ev = EV[e]
         et = ev.event_type
         if et == E_LEVEL:
@@ -578,18 +626,22 @@ def apply_events(
         ts = ev.timestamp
         k = ts - base
         while li < k:
-            if BE[li, B_KIND] == K_REJECT:
+            kind = BE[li, B_KIND]
+            if kind == K_REJECT:
                 pos = _rejected(
                     OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
                     BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
                 )  # fmt: skip
                 n_out += 1
+            elif kind == K_PY:
+                return e, li, pos, n_out, n_tr, AP_ENTRY
             li += 1
         ref = np.int64(ev.user_ref)
         row = ref & REF_ROW_MASK
         known = ref != 0 and row < ORD.shape[0] and ORD[row, O_REF] == ref
+        kind = BE[k, B_KIND]
         if et == E_ACCEPTED:
-            if known:
+            if known and kind == K_NEW:
                 oid = ev.order_id
                 ORD[row, O_ORDER_ID] = oid
                 ORD[row, O_WORKING] = 1
@@ -603,21 +655,25 @@ def apply_events(
                 _put(OUT, q, oid, 8)
                 pos += LEN_ACCEPTED
                 n_out += 1
+            elif known:
+                return e, li, pos, n_out, n_tr, AP_EVENT
         elif et == E_TRADE:
             if known:
                 qty = ev.qty
                 leaves = ev.leaves
                 side = ORD[row, O_SIDE]
+                iid = INST[ORD[row, O_INST], I_ID]
+                liq = W_LIQ_REMOVED if ev.aggressor_side == ev.side else W_LIQ_ADDED
                 q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_EXECUTED)
                 OUT[q] = 0x45  # 'E'
                 q = _put(OUT, q + 1, ts, 8)
                 q = _put(OUT, q, ORD[row, O_TOKEN], 4)
-                q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
+                q = _put(OUT, q, iid, 4)
                 OUT[q] = side
                 q = _put(OUT, q + 1, ev.price, 8)
                 q = _put(OUT, q, qty, 4)
                 q = _put(OUT, q, ev.match_id, 8)
-                OUT[q] = W_LIQ_REMOVED if ev.aggressor_side == ev.side else W_LIQ_ADDED
+                OUT[q] = liq
                 _put(OUT, q + 1, leaves, 4)
                 pos += LEN_EXECUTED
                 n_out += 1
@@ -634,11 +690,29 @@ def apply_events(
                     EXP[a, pi, X_POSITION] -= qty
                     EXP[a, i, X_SELL] -= qty
                     EXP[a, pi, X_SELL] -= qty
+                TR[n_tr, T_TS] = ts
+                TR[n_tr, T_MATCH] = ev.match_id
+                TR[n_tr, T_INST] = iid
+                TR[n_tr, T_ACCOUNT] = ACCT[a, A_ID]
+                TR[n_tr, T_SIDE] = side
+                TR[n_tr, T_PRICE] = ev.price
+                TR[n_tr, T_QTY] = qty
+                TR[n_tr, T_AGGRESSOR] = liq == W_LIQ_REMOVED
+                n_tr += 1
                 ORD[row, O_QTY] = leaves
                 if leaves == 0:
                     _forget(ORD, TOKH, G, row)
         elif et == E_CANCELLED:
             if known:
+                if kind == K_CANCEL_FOR and BE[k, B_REF] == ref and BE[k, B_REASON]:
+                    reason = BE[k, B_REASON]
+                    c = BE[k, B_COUNTER]
+                    if c >= 0:
+                        CNT[c] += 1
+                elif kind == K_SWEEP:
+                    reason = BE[k, B_REASON]
+                else:
+                    reason = MAPS[4, ev.reason]
                 _working(EXP, G, INST, ORD, row, -ORD[row, O_QTY])
                 q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_CANCELED)
                 OUT[q] = 0x43  # 'C'
@@ -647,12 +721,11 @@ def apply_events(
                 q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
                 OUT[q] = ORD[row, O_SIDE]
                 q = _put(OUT, q + 1, ev.qty, 4)
-                OUT[q] = MAPS[4, ev.reason]
+                OUT[q] = reason
                 pos += LEN_CANCELED
                 n_out += 1
                 _forget(ORD, TOKH, G, row)
         elif et == E_REJECTED:
-            kind = BE[k, B_KIND]
             code = MAPS[5, ev.reason]
             if kind == K_NEW:
                 r = BE[k, B_ROW]
@@ -668,21 +741,29 @@ def apply_events(
                     0,
                 )  # fmt: skip
                 n_out += 1
-        elif et == E_STOP and known:
-            q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_STOP)
-            OUT[q] = 0x54  # 'T'
-            q = _put(OUT, q + 1, ts, 8)
-            q = _put(OUT, q, ORD[row, O_TOKEN], 4)
-            q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
-            _put(OUT, q, ORD[row, O_STOP], 8)
-            pos += LEN_STOP
-            n_out += 1
+            elif kind != K_CANCEL_FOR:  # a replace's or an engine sweep's: Python
+                return e, li, pos, n_out, n_tr, AP_EVENT
+        elif et == E_STOP:
+            if known:
+                q = _open(OUT, OUTIDX, n_out, pos, ORD[row, O_SESS], LEN_STOP)
+                OUT[q] = 0x54  # 'T'
+                q = _put(OUT, q + 1, ts, 8)
+                q = _put(OUT, q, ORD[row, O_TOKEN], 4)
+                q = _put(OUT, q, INST[ORD[row, O_INST], I_ID], 4)
+                _put(OUT, q, ORD[row, O_STOP], 8)
+                pos += LEN_STOP
+                n_out += 1
+        else:  # REPLACED, STATUS, MASS_CANCEL_DONE, ...: Python
+            return e, li, pos, n_out, n_tr, AP_EVENT
     while li < n_be:
-        if BE[li, B_KIND] == K_REJECT:
+        kind = BE[li, B_KIND]
+        if kind == K_REJECT:
             pos = _rejected(
                 OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
                 BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
             )  # fmt: skip
             n_out += 1
+        elif kind == K_PY:
+            return n_ev, li, pos, n_out, n_tr, AP_ENTRY
         li += 1
-    return pos, n_out
+    return n_ev, li, pos, n_out, n_tr, AP_DONE

@@ -184,21 +184,23 @@ def test_random_bytes_and_truncated_frames_never_stop_the_server(live) -> None:
 
 
 def test_an_internal_error_costs_one_connection_not_the_server(live, monkeypatch) -> None:
-    from exchange.gateway import Gateway
+    from exchange.core.gateway import CoreGateway
 
-    real = Gateway.on_message
+    # a bug where Python decides a message (here: Replace Order) of one session
+    real = CoreGateway._replace
 
-    def flaky(self, s, data):
+    def flaky(self, s, r):
         if s.name == "CAROL":
             raise RuntimeError("simulated bug")
-        return real(self, s, data)
+        return real(self, s, r)
 
-    monkeypatch.setattr(Gateway, "on_message", flaky)
+    monkeypatch.setattr(CoreGateway, "_replace", flaky)
     got = []
 
     async def scenario(lv: Live) -> None:
         carol = await lv.logged_in("carol")
-        carol.enter(H100Z26, "B", 1, price=2700, account="CAROL")
+        tok = carol.enter(H100Z26, "B", 1, price=2700, account="CAROL")
+        carol.replace(tok, price=2701, quantity=1)
         for _ in range(100):
             if not carol.connected:
                 break

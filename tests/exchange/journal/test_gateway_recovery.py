@@ -46,11 +46,14 @@ def _state(gw: Gateway) -> dict:
     st_ = gw.export_state()
     st_["orders"] = sorted(st_["orders"])
     st_["pos"] = sorted(st_["pos"])
-    st_["risk"] = sorted(
-        (k, e.position, e.working_buy, e.working_sell)
-        for k, e in gw.risk._by_instrument.items()
-        if e.position or e.working_buy or e.working_sell
-    )
+    rows = []
+    for acct in ACCESS.accounts.values():
+        for iid in gw.contracts:
+            k = (acct.account_id, iid)
+            row = (k, gw.risk.position(*k), *gw.risk.working(*k))
+            if any(row[1:]):
+                rows.append(row)
+    st_["risk"] = sorted(rows)
     return st_
 
 

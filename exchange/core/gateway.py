@@ -1,0 +1,931 @@
+"""The order-entry gateway over the compiled core: what ``flopex serve`` runs.
+
+:class:`CoreGateway` is :class:`exchange.gateway.Gateway` with its order state — tokens,
+throttle buckets, orders, risk exposures — in the arrays of :mod:`exchange.core.tables`,
+and its per-message and per-event work in two numba kernels
+(:mod:`exchange.core.kernel`). Inbound messages queue up (``on_message``) and are decoded
+in arrival order at the batch's flush: Enter Order and Cancel Order entirely in compiled
+code; Replace, Mass Cancel, the kill switch, Close Day and every malformed message in
+Python over the same arrays, in their place. The events of a batch are applied in compiled
+code too (accepts, fills, cancels, rejects, stop triggers, every reply framed), handing
+back to Python only for the rare ones (a replace's outcome, a status change, the done of
+a sweep). Everything else — logins, sessions and their replay stores, the journal and its
+notes, snapshots and recovery, the close, the trade log, market data — is the Python
+gateway's own code, inherited.
+
+``exchange.gateway.Gateway`` stays as the readable reference: ``tests/exchange/core``
+drives both with the same random message streams and requires the same bytes on every
+session, and the gateway's whole test suite runs against this class (``build_gateway``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from array import array
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from numba import typeof
+
+from exchange.auth import AccessConfig, Login
+from exchange.core import kernel as K
+from exchange.core.tables import CoreTables, command_buffer
+from exchange.engine.abi import EVENT_DTYPE, CmdType, EventType
+from exchange.gateway import (
+    _K_LOCAL,
+    _K_STATUS,
+    _K_SWEEP,
+    Gateway,
+    GatewayImage,
+    _row,
+)
+from exchange.protocol import messages as m
+from exchange.protocol.codes import RejectCode, WireCancelReason
+from exchange.protocol.engine_map import STATUS_TO_WIRE, reject_to_wire
+from exchange.protocol.soupbintcp import sequenced
+from exchange.risk import RiskChecker
+from exchange.sequencer import Sequencer
+from exchange.session import Session
+
+log = logging.getLogger("flopex.gateway")
+
+_MAX_REPLY = K.LEN_ACCEPTED  # the longest packet apply_events writes
+_NO_EVENTS = np.zeros(0, dtype=EVENT_DTYPE)
+_NO_EVENTS.setflags(write=False)
+_E_REPLACED = int(EventType.REPLACED)
+_E_STATUS = int(EventType.STATUS)
+_E_DONE = int(EventType.MASS_CANCEL_DONE)
+_E_REJECTED = int(EventType.REJECTED)
+_E_ACCEPTED = int(EventType.ACCEPTED)
+_MASK = K.REF_ROW_MASK
+
+
+class OrderView:
+    """A read-only look at one working order's row (what ``Gateway.orders`` held as
+    ``OrderRec``), for tests, admin and snapshots. Reads the row when accessed."""
+
+    __slots__ = ("_g", "_row")
+
+    def __init__(self, g: CoreGateway, row: int) -> None:
+        self._g, self._row = g, row
+
+    def _f(self, field: int) -> int:
+        return int(self._g.tables.ORD[self._row, field])
+
+    ref = property(lambda self: self._f(K.O_REF))
+    token = property(lambda self: self._f(K.O_TOKEN))
+    side = property(lambda self: self._f(K.O_SIDE))
+    price = property(lambda self: self._f(K.O_PRICE))
+    quantity = property(lambda self: self._f(K.O_QTY))
+    order_id = property(lambda self: self._f(K.O_ORDER_ID))
+    stop_price = property(lambda self: self._f(K.O_STOP))
+    working = property(lambda self: bool(self._f(K.O_WORKING)))
+    expire = property(lambda self: self._f(K.O_EXPIRE))
+    account_id = property(lambda self: int(self._g.tables.ACCT[self._f(K.O_ACCT), K.A_ID]))
+    instrument_id = property(lambda self: int(self._g.tables.INST[self._f(K.O_INST), K.I_ID]))
+
+    @property
+    def session(self) -> Session:
+        return self._g.session_at(self._f(K.O_SESS))
+
+
+class _Orders:
+    """``ref -> OrderView`` over the live rows (optionally one session's, by token)."""
+
+    def __init__(self, g: CoreGateway, sess: int | None = None) -> None:
+        self._g, self._sess = g, sess
+
+    def _rows(self) -> np.ndarray:
+        ORD = self._g.tables.ORD
+        live = ORD[:, K.O_REF] != 0
+        if self._sess is not None:
+            live &= ORD[:, K.O_SESS] == self._sess
+        rows = np.flatnonzero(live)
+        return rows[np.argsort(ORD[rows, K.O_SEQ], kind="stable")]
+
+    def _key(self, row: int) -> int:
+        f = K.O_REF if self._sess is None else K.O_TOKEN
+        return int(self._g.tables.ORD[row, f])
+
+    def __len__(self) -> int:
+        return len(self._rows())
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([self._key(r) for r in self._rows()])
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key) is not None  # type: ignore[arg-type]
+
+    def get(self, key: int, default: Any = None) -> Any:
+        g = self._g
+        if self._sess is None:
+            row = g.row_of_ref(key)
+        else:
+            row = K.tok_find(g.tables.TOKH, self._sess, key) if 0 <= key < 1 << 32 else -1
+        return OrderView(g, int(row)) if row >= 0 else default
+
+    def __getitem__(self, key: int) -> OrderView:
+        v = self.get(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def values(self) -> list[OrderView]:
+        return [OrderView(self._g, int(r)) for r in self._rows()]
+
+    def keys(self) -> list[int]:
+        return list(self)
+
+
+class CoreRisk:
+    """The gateway's risk state seen through the core's arrays: the configuration
+    (``instruments``, notional limits) from the ``RiskChecker`` it was built from, the
+    kill-switch set, and positions and working quantity read from the exposure table."""
+
+    def __init__(self, checker: RiskChecker, tables: CoreTables) -> None:
+        self.checker = checker
+        self.tables = tables
+        self.instruments = checker.instruments
+        self.account_max_notional = checker.account_max_notional
+        self.default_max_notional_minor = checker.default_max_notional_minor
+        self.blocked: set[int] = set(checker.blocked)
+
+    def _exp(self, account: int, inst: int) -> np.ndarray | None:
+        t = self.tables
+        a, i = t.accounts.get(account), t.instruments.get(inst)
+        return None if a is None or i is None else t.EXP[a, i]
+
+    def position(self, account: int, inst: int) -> int:
+        e = self._exp(account, inst)
+        return 0 if e is None else int(e[K.X_POSITION])
+
+    def working(self, account: int, inst: int) -> tuple[int, int]:
+        e = self._exp(account, inst)
+        return (0, 0) if e is None else (int(e[K.X_BUY]), int(e[K.X_SELL]))
+
+    def positions(self) -> list[list[int]]:
+        """``[account, instrument, net position]`` for every non-zero position."""
+        t = self.tables
+        out = []
+        for aid, a in t.accounts.items():
+            for iid, i in t.instruments.items():
+                p = int(t.EXP[a, i, K.X_POSITION])
+                if p:
+                    out.append([aid, iid, p])
+        return out
+
+    def set_blocked(self, account: int, blocked: bool) -> None:
+        """The kill switch: block (or unblock) ``account`` for new orders and replaces."""
+        (self.blocked.add if blocked else self.blocked.discard)(account)
+        a = self.tables.accounts.get(account)
+        if a is not None:
+            self.tables.ACCT[a, K.A_BLOCKED] = int(blocked)
+
+
+class CoreGateway(Gateway):
+    """``Gateway`` with its order state and hot paths in the compiled core (module doc)."""
+
+    def __init__(
+        self,
+        access: AccessConfig,
+        contracts: list,
+        trade_date: Any,
+        sequencer: Sequencer,
+        risk: RiskChecker,
+        data_dir: Any = None,
+        replay_limit: int = 1_000_000,
+        schedule: Callable[[Callable[[], None]], Any] | None = None,
+        mono_clock: Callable[[], int] = time.monotonic_ns,
+        batch: int = 4096,
+    ) -> None:
+        super().__init__(
+            access, contracts, trade_date, sequencer, risk, data_dir, replay_limit, schedule
+        )
+        self.mono_clock = mono_clock
+        self.tables = CoreTables.build(access, risk, mono_clock())
+        self.risk = CoreRisk(risk, self.tables)  # type: ignore[assignment]
+        self.orders = _Orders(self)  # type: ignore[assignment]
+        n_sess = self.tables.SESS.shape[0]
+        self._by_row: list[Session | None] = [None] * n_sess
+        self._payloads: list[bytes] = []
+        self._rows = array("q")  # per queued message: session row, offset, length, ns
+        self._pos = 0
+        self.BE = np.zeros((batch, K.BF), np.int64)
+        self.CMDS = command_buffer(batch)
+        self.GTDB = np.zeros((batch, 2), np.int64)
+        self.CNT = np.zeros(batch, np.int64)
+        self.OUT = np.empty(_MAX_REPLY * 2 * batch, np.uint8)
+        self.OUTIDX = np.empty((2 * batch, 3), np.int64)
+        self.TR = np.empty((2 * batch, K.TF), np.int64)
+        self._n_be = 0
+        self._n_cmd = 0
+        self._n_cnt = 0
+        self._ctx: dict[int, Any] = {}  # entry -> what Python needs for it
+        self._buf = np.zeros(0, np.uint8)  # the bytes the pending entries point into
+        self._decoding = False
+        self._decode_ep: Any = None
+        self._apply_ep: Any = None
+
+    # --- sessions ----------------------------------------------------------------------
+    def session_for(self, login: Login) -> Session:
+        s = self.sessions.get(login.session)
+        if s is None:
+            s = super().session_for(login)
+            self._attach(s)
+        return s
+
+    def _attach(self, s: Session) -> None:
+        row = self.tables.sessions[s.name]
+        self._by_row[row] = s
+        s.orders = _Orders(self, row)  # type: ignore[assignment]
+        s.last_token = int(self.tables.SESS[row, K.S_LAST_TOKEN])
+
+    def session_at(self, row: int) -> Session:
+        """The session of table row ``row`` (created on first use, as a login would)."""
+        s = self._by_row[row]
+        if s is None:
+            name = next(n for n, r in self.tables.sessions.items() if r == row)
+            login = next(lg for lg in self.access.logins.values() if lg.session == name)
+            s = self.session_for(login)
+        return s
+
+    def _take_token(self, s: Session, token: int) -> bool:
+        """``Session.take_token`` on the core's token state. O(1)."""
+        SESS = self.tables.SESS
+        row = self.tables.sessions[s.name]
+        if token <= SESS[row, K.S_LAST_TOKEN]:
+            return False
+        SESS[row, K.S_LAST_TOKEN] = token
+        s.last_token = token
+        return True
+
+    def row_of_ref(self, ref: int) -> int:
+        """The order row of order reference ``ref``, or -1 if it is not working."""
+        row = ref & _MASK
+        ORD = self.tables.ORD
+        return row if ref > 0 and row < len(ORD) and ORD[row, K.O_REF] == ref else -1
+
+    # --- inbound -----------------------------------------------------------------------
+    def on_message(self, s: Session, data: bytes) -> None:
+        """Queue one inbound application message of ``s`` for the batch (never raises).
+        O(1); decoded at the flush, in arrival order with everything else queued."""
+        self._rows.extend((self.tables.sessions[s.name], self._pos, len(data), self.mono_clock()))
+        self._payloads.append(data)
+        self._pos += len(data)
+        if not self._scheduled:
+            self._scheduled = True
+            if self.schedule is not None:
+                self.schedule(self._loop_flush)
+
+    def flush(self) -> None:
+        """Decode every queued message, run the batch through the engine and deliver every
+        reply (journaled first when durable). O(messages + events) compiled, plus Python
+        for rare messages and events and one store append per reply."""
+        self._scheduled = False
+        self._decode_pending()
+        self._run()
+
+    def _decode_pending(self) -> None:
+        """Turn the queued messages into batch entries (engine commands or rejects), in
+        arrival order; a Cancel of an order of the pending batch runs the batch first."""
+        if not self._payloads or self._decoding:
+            return
+        self._decoding = True
+        try:
+            self._decode_queue()
+        finally:
+            self._decoding = False
+
+    def _decode_queue(self) -> None:
+        start = len(self._buf) if self._n_be else 0
+        data = b"".join(self._payloads)
+        if start:  # pending entries point into the current buffer: append after it
+            buf = np.concatenate([self._buf, np.frombuffer(data, np.uint8)])
+            buf.setflags(write=False)
+        else:
+            buf = np.frombuffer(data, np.uint8)
+        MSG = np.frombuffer(self._rows, np.int64).reshape(-1, 4).copy()
+        MSG[:, 1] += start
+        self._payloads, self._rows, self._pos = [], array("q"), 0
+        self._buf = buf
+        t = self.tables
+        n_msg = len(MSG)
+        j, resumed = 0, False
+        while j < n_msg:
+            args = (
+                buf, MSG, j, n_msg, resumed, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD,
+                t.TOKH, t.G, t.MAPS, self.BE, self._n_be, self.CMDS, self._n_cmd, self.GTDB,
+            )  # fmt: skip
+            dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
+            nxt, self._n_be, self._n_cmd, st = dec(*args)
+            if t.G[K.G_GTD_NEW]:
+                for expire, ref in self.GTDB[: t.G[K.G_GTD_NEW]].tolist():
+                    heapq.heappush(self._gtd, (expire, ref))
+                t.G[K.G_GTD_NEW] = 0
+            resumed = resumed and nxt == j
+            j = nxt
+            if st == K.ST_DONE:
+                continue
+            if st == K.ST_GROW:
+                t.grow()
+                continue
+            if st == K.ST_OTHER and self._n_be < len(self.BE) - 1:
+                # message j passed the throttle; Python decides it, in its place
+                s, p, ln = MSG[j, 0], MSG[j, 1], MSG[j, 2]
+                sess = self.session_at(int(s))
+                try:
+                    self._other(sess, buf[p : p + ln].tobytes())
+                except Exception:  # a bug must cost one connection, never the server
+                    log.exception("internal error on session %s; disconnecting it", sess.name)
+                    if sess.sink is not None and hasattr(sess.sink, "disconnect"):
+                        sess.sink.disconnect("internal error")
+                j += 1
+                resumed = False
+                continue
+            # ST_FLUSH_FIRST (a Cancel of an order of this batch), ST_FULL, or no room:
+            # run what is decoded, then go on
+            self._run()
+            resumed = st == K.ST_FLUSH_FIRST
+            if self._n_be:  # Python-side entries came in while running: keep the buffer
+                continue
+
+    def _entry(self, attr: str, fn: Any, args: tuple) -> Any:
+        """The compiled entry point of ``fn`` for these argument types (compiled, or loaded
+        from the cache, on first use): later calls skip the dispatcher's argument typing,
+        several microseconds for ~20 arguments."""
+        sig = tuple(typeof(a) for a in args)
+        fn.compile(sig)
+        ep = fn.overloads[sig].entry_point
+        setattr(self, attr, ep)
+        return ep
+
+    # --- entries pushed by Python --------------------------------------------------------
+    def _room(self, entries: int = 1) -> None:
+        """Make room for ``entries`` more entries (and commands) in the pending batch."""
+        if self._n_be + entries > len(self.BE) or self._n_cmd + entries > len(self.CMDS):
+            self._run()
+
+    def _entry_row(
+        self,
+        kind: int,
+        sess: int = -1,
+        row: int = -1,
+        token: int = 0,
+        request: int = 0,
+        code: int = 0,
+        offset: int = 0,
+        ref: int = 0,
+        reason: int = 0,
+        counter: int = -1,
+        cmd: tuple | None = None,
+        ctx: Any = None,
+    ) -> int:
+        self._room()
+        n = self._n_be
+        self.BE[n] = (kind, sess, row, token, request, code, offset, 0, ref, reason, counter)
+        if cmd is not None:
+            self.CMDS[self._n_cmd] = (n, *cmd[1:])
+            self._n_cmd += 1
+        if ctx is not None:
+            self._ctx[n] = ctx
+        self._n_be = n + 1
+        if not self._scheduled:
+            self._scheduled = True
+            if self.schedule is not None:
+                self.schedule(self._loop_flush)
+        return n
+
+    def _push(self, kind: int, row: tuple | None, *ctx: Any) -> None:
+        """The Python gateway's entry point for sweeps, status changes and local replies
+        (the close, scheduled transitions, GTD expiry, the kill switch)."""
+        self._decode_pending()  # what arrived before goes first
+        if kind == _K_LOCAL:
+            s, build = ctx
+            self._entry_row(K.K_PY, ctx=(s, build))
+        elif kind == _K_SWEEP:
+            reason, admin, token = ctx
+            self._entry_row(K.K_SWEEP, reason=reason, cmd=row, ctx=(admin, token))
+        elif kind == _K_STATUS:
+            self._entry_row(K.K_STATUS, cmd=row)
+        else:  # pragma: no cover - the other kinds have compiled or overridden paths
+            raise AssertionError(f"unexpected batch entry kind {kind}")
+
+    def _reject(self, s: Session, token: int, request: int, code: int, offset: int = 0) -> None:
+        self._entry_row(
+            K.K_REJECT, sess=self.tables.sessions[s.name], token=token & 0xFFFFFFFF,
+            request=request & 0xFF, code=int(code), offset=offset,
+        )  # fmt: skip
+
+    # --- messages Python decides ---------------------------------------------------------
+    def _other(self, s: Session, data: bytes) -> None:
+        """A message the kernel handed back (it passed the throttle): an Enter Order for an
+        instrument not listed today (its token taken), or anything but Enter / Cancel."""
+        if len(data) == m.ENTER_ORDER_SIZE and data[0] == K.MSG_ENTER:
+            iid = int.from_bytes(data[K.EO_INST : K.EO_INST + 4], "big")
+            code = (
+                RejectCode.CONTRACT_EXPIRED
+                if self.expired_contract(iid)
+                else RejectCode.UNKNOWN_INSTRUMENT
+            )
+            self._reject(s, int.from_bytes(data[1:5], "big"), K.MSG_ENTER, code, K.EO_INST)
+            return
+        try:
+            msg = m.decode_inbound(data)
+        except m.MessageError as exc:
+            self._reject(s, exc.token, exc.request, exc.code, exc.offset)
+            return
+        if type(msg) is m.ReplaceOrder:
+            self._replace(s, msg)
+        elif type(msg) is m.MassCancel:
+            self._mass_cancel(s, msg)
+        elif type(msg) is m.KillSwitch:
+            self._kill_switch(s, msg)
+        elif type(msg) is m.CloseDay:
+            if not s.login.admin:
+                self._reject(s, msg.token, ord("Z"), RejectCode.NOT_ADMIN)
+                return
+            self._run()  # journal what came before, then take the token
+            if self._take_token(s, msg.token):
+                self.close_day(s, msg.token)
+            else:
+                self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
+        else:  # pragma: no cover - Enter / Cancel Order always decode in the kernel
+            raise AssertionError(f"the kernel handed back a {type(msg).__name__}")
+
+    def _order_row_of(self, s: Session, token: int) -> int:
+        t = self.tables
+        return int(K.tok_find(t.TOKH, t.sessions[s.name], token)) if 0 <= token < 1 << 32 else -1
+
+    def _replace(self, s: Session, r: m.ReplaceOrder) -> None:  # type: ignore[override]
+        t = self.tables
+        ORD = t.ORD
+        row = self._order_row_of(s, r.orig_token)
+        if row >= 0 and (ORD[row, K.O_ORDER_ID] == 0 or row in self._replacing):
+            # before the token is taken: the order's engine id, or the outcome of a replace
+            # of it already in this batch, is needed (see Gateway._replace)
+            self._run()
+            row = self._order_row_of(s, r.orig_token) if row >= 0 else -1
+            found_before = True
+        else:
+            found_before = row >= 0
+        if not self._take_token(s, r.token):
+            self._reject(s, r.token, 0x55, RejectCode.TOKEN_NOT_INCREASING, 5)
+            return
+        if not found_before:
+            self._reject(s, r.token, 0x55, RejectCode.UNKNOWN_TOKEN, 1)
+            return
+        if r.quantity == 0:
+            self._reject(s, r.token, 0x55, RejectCode.BAD_QUANTITY, 25)
+            return
+        if row < 0:
+            self._reject(s, r.token, 0x55, RejectCode.ORDER_NOT_WORKING, 1)
+            return
+        o = ORD[row].tolist()
+        stop = r.stop_price or o[K.O_STOP]
+        otype = ord("T") if o[K.O_STOP] and o[K.O_PRICE] else ord("S") if o[K.O_STOP] else 0
+        otype = otype or ord("L")
+        increase = r.quantity - o[K.O_QTY]
+        code = K.risk_check(
+            t.INST, t.ACCT, t.EXP, t.G, o[K.O_ACCT], o[K.O_INST], o[K.O_SIDE], otype, r.price,
+            stop, r.quantity, max(increase, 0), False,
+        )  # fmt: skip
+        if code:
+            self._reject(s, r.token, 0x55, code)
+            return
+        if increase > 0:
+            self._working(row, increase)
+        cmd = _row(
+            CmdType.REPLACE, o[K.O_REF], r.token, o[K.O_ORDER_ID], r.price, stop, r.quantity,
+            account=int(t.ACCT[o[K.O_ACCT], K.A_ID]),
+        )  # fmt: skip
+        self._replacing.add(row)
+        self._entry_row(
+            K.K_REPLACE, sess=t.sessions[s.name], row=row, token=r.token, ref=o[K.O_REF],
+            cmd=cmd, ctx=(r, max(increase, 0), stop),
+        )  # fmt: skip
+
+    def _working(self, row: int, qty: int) -> None:
+        """Add ``qty`` to the working quantity of the order's account, side, instrument and
+        product (a replace up or down). O(1)."""
+        t = self.tables
+        a, i, side = (int(v) for v in t.ORD[row, [K.O_ACCT, K.O_INST, K.O_SIDE]])
+        x = K.X_BUY if side == K.W_BUY else K.X_SELL
+        t.EXP[a, i, x] += qty
+        t.EXP[a, int(t.G[K.G_N_INST] + t.INST[i, K.I_PRODUCT]), x] += qty
+
+    def _session_rows(self, s: Session, inst: int = 0, side: int = 32) -> list[int]:
+        """The session's working orders (rows) in its order, optionally one instrument's
+        and one side's (32 = both)."""
+        t = self.tables
+        ORD = t.ORD
+        live = (ORD[:, K.O_REF] != 0) & (ORD[:, K.O_SESS] == t.sessions[s.name])
+        if inst:
+            i = t.instruments.get(inst, -1)
+            live &= ORD[:, K.O_INST] == i
+        if side != 32:
+            live &= ORD[:, K.O_SIDE] == side
+        rows = np.flatnonzero(live)
+        return rows[np.argsort(ORD[rows, K.O_SEQ], kind="stable")].tolist()
+
+    def _cancels_for(self, s: Session, rows: list[int], reason: int, counter: int) -> None:
+        ORD = self.tables.ORD
+        if any(ORD[r, K.O_ORDER_ID] == 0 for r in rows):
+            self._run()  # orders still waiting in the pending batch need their engine ids
+        sess = self.tables.sessions[s.name]
+        for r in rows:
+            ref = int(ORD[r, K.O_REF])
+            if ref == 0 or ORD[r, K.O_SESS] != sess:
+                continue  # done while flushing
+            cmd = _row(
+                CmdType.CANCEL, ref, 0, int(ORD[r, K.O_ORDER_ID]),
+                account=int(self.tables.ACCT[ORD[r, K.O_ACCT], K.A_ID]),
+            )  # fmt: skip
+            self._entry_row(
+                K.K_CANCEL_FOR, sess=sess, row=r, ref=ref, reason=reason, counter=counter,
+                cmd=cmd,
+            )  # fmt: skip
+
+    def _mass_cancel(self, s: Session, mc: m.MassCancel) -> None:  # type: ignore[override]
+        rows = self._session_rows(s, mc.instrument_id, mc.side)
+        if any(self.tables.ORD[r, K.O_ORDER_ID] == 0 for r in rows):
+            self._run()  # before the token is taken (see _replace)
+            rows = [r for r in rows if self.tables.ORD[r, K.O_REF] != 0]
+        if not self._take_token(s, mc.token):
+            self._reject(s, mc.token, 0x43, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
+        self._room(len(rows) + 2)
+        counter = self._n_cnt
+        self._n_cnt += 1
+        self.CNT[counter] = 0
+        self._cancels_for(s, rows, WireCancelReason.MASS_CANCEL.value, counter)
+        tok, cnt = mc.token, self.CNT
+        self._entry_row(
+            K.K_PY, ctx=(s, lambda ts: sequenced(m.encode_mass_cancel_done(ts, tok, cnt[counter])))
+        )
+
+    def cancel_all(self, s: Session, reason: int) -> None:
+        """Cancel every working order of ``s`` (cancel-on-disconnect), reason ``reason``."""
+        self._decode_pending()
+        rows = self._session_rows(s)
+        if rows:
+            self._cancels_for(s, rows, reason, -1)
+
+    def _kill_switch(self, s: Session, k: m.KillSwitch) -> None:  # type: ignore[override]
+        if not s.login.admin:
+            self._reject(s, k.token, 0x4B, RejectCode.NOT_ADMIN)
+            return
+        if not self._take_token(s, k.token):
+            self._reject(s, k.token, 0x4B, RejectCode.TOKEN_NOT_INCREASING, 1)
+            return
+        acct = self.access.accounts.get(k.account)
+        if acct is None:
+            self._reject(s, k.token, 0x4B, RejectCode.ACCOUNT_NOT_PERMITTED, 5)
+            return
+        tok = k.token
+        if k.action == ord("U"):
+            self.risk.set_blocked(acct.account_id, False)  # type: ignore[attr-defined]
+            log.warning("kill switch: account %s unblocked", acct.name)
+            self._reply(s, lambda ts: m.encode_mass_cancel_done(ts, tok, 0))
+            return
+        self.kill_account(acct.account_id, s, tok)
+
+    def kill_account(self, account_id: int, admin: Session | None = None, token: int = 0) -> None:
+        """Block ``account_id`` and cancel all its working orders (engine MASS_CANCEL)."""
+        self._decode_pending()
+        self.risk.set_blocked(account_id, True)  # type: ignore[attr-defined]
+        log.warning("kill switch: account %s blocked", self.account_names.get(account_id))
+        self._push(
+            _K_SWEEP,
+            _row(CmdType.MASS_CANCEL, account=account_id),
+            WireCancelReason.KILL_SWITCH.value,
+            admin,
+            token,
+        )
+
+    # --- running a batch -----------------------------------------------------------------
+    def _run(self) -> None:
+        """Run the pending entries through the sequencer and the engine, deliver every reply
+        (journaled first when durable), then the trade log and market data."""
+        n_be, n_cmd = self._n_be, self._n_cmd
+        if not n_be:
+            return
+        self._n_be = self._n_cmd = self._n_cnt = 0
+        ctx, self._ctx = self._ctx, {}
+        self._replacing.clear()
+        seq = self.sequencer
+        base = seq.reserve(n_be)
+        cmds = self.CMDS[:n_cmd]
+        ev = _NO_EVENTS
+        if n_cmd:
+            K.stamp(self.CMDS, n_cmd, base)
+            seq.commands += n_cmd
+            for listener in seq.journal:
+                listener(cmds)
+            ev = seq.engine.process(cmds)
+            seq.events += len(ev)
+            if seq.event_listeners:
+                seq._unpublished.append(ev)
+            if ev.flags.writeable:  # one compiled specialization: read-only events
+                ev = ev.view()
+                ev.setflags(write=False)
+        self._apply(ev, base, n_be, ctx)
+        if self.durable is not None:
+            self.durable.commit(cmds, ev)  # journaled (and fsynced) before any reply
+        if self._dirty:
+            dirty, self._dirty = self._dirty, set()
+            for conn in dirty:
+                conn.drain_out()
+        if self.tradelog is not None:
+            self.tradelog.flush()
+        seq.publish()
+
+    def _apply(self, ev: np.ndarray, base: int, n_be: int, ctx: dict[int, Any]) -> None:
+        """Apply the batch's events in compiled code, stopping for the rare ones."""
+        need = n_be + len(ev)
+        if len(self.OUTIDX) < need:
+            self.OUT = np.empty(_MAX_REPLY * 2 * need, np.uint8)
+            self.OUTIDX = np.empty((2 * need, 3), np.int64)
+            self.TR = np.empty((2 * need, K.TF), np.int64)
+        t = self.tables
+        e, li, n_ev = 0, 0, len(ev)
+        while True:
+            args = (
+                ev, e, n_ev, li, base, self._buf, self.BE, n_be, t.SESS, t.ACCT, t.INST,
+                t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR,
+            )  # fmt: skip
+            apply = self._apply_ep or self._entry("_apply_ep", K.apply_events, args)
+            e, li, end, n_out, n_tr, st = apply(*args)
+            self._deliver(end, n_out, n_tr)
+            if st == K.AP_DONE:
+                return
+            if st == K.AP_ENTRY:  # a reply only Python builds
+                s, build = ctx[li]
+                s.append(build(base + li))
+                li += 1
+            else:
+                self._on_py_event(ev[e], int(ev[e]["timestamp"]) - base, ctx)
+                e += 1
+
+    def _deliver(self, end: int, n_out: int, n_tr: int) -> None:
+        if n_out:
+            raw = self.OUT[:end].tobytes()
+            by_row = self._by_row
+            for s, o, ln in self.OUTIDX[:n_out].tolist():
+                sess = by_row[s]
+                if sess is None:
+                    sess = self.session_at(s)
+                sess.append(raw[o : o + ln])
+        if n_tr and self.tradelog is not None:
+            names = self.account_names
+            fill = self.tradelog.fill
+            for ts, match, iid, aid, side, px, qty, aggr in self.TR[:n_tr].tolist():
+                fill(ts, match, iid, names[aid], side == K.W_BUY, px, qty, bool(aggr))
+
+    def _on_py_event(self, ev: np.void, k: int, ctx: dict[int, Any]) -> None:
+        """The rare events: a replace's outcome (or its reject), a status change, the done
+        of a sweep, the reject of an engine sweep. Same as the Python gateway's."""
+        et = int(ev["event_type"])
+        kind = int(self.BE[k, K.B_KIND])
+        ts = int(ev["timestamp"])
+        t = self.tables
+        if et == _E_REPLACED:
+            row = self.row_of_ref(int(ev["user_ref"]))
+            if row < 0:
+                return
+            r, reserved, stop = ctx[k]
+            o = t.ORD[row]
+            leaves = int(ev["leaves"])
+            adjust = (leaves - int(o[K.O_QTY])) - reserved
+            if adjust:
+                self._working(row, adjust)
+            sess = int(o[K.O_SESS])
+            K._tok_del(t.TOKH, t.G, sess, int(o[K.O_TOKEN]), row)
+            K._tok_put(t.TOKH, t.G, sess, r.token, row)
+            serial = int(t.G[K.G_NEXT_SERIAL])
+            t.G[K.G_NEXT_SERIAL] = serial + 1
+            o[K.O_SEQ] = serial
+            o[K.O_TOKEN] = r.token
+            o[K.O_PRICE] = r.price
+            o[K.O_QTY] = leaves
+            o[K.O_STOP] = stop
+            self.session_at(sess).append(
+                sequenced(
+                    m.encode_replaced(
+                        ts, r.token, r.orig_token, int(t.INST[o[K.O_INST], K.I_ID]),
+                        int(o[K.O_SIDE]), int(ev["price"]), stop, leaves, int(ev["order_id"]),
+                    )
+                )
+            )  # fmt: skip
+        elif et == _E_REJECTED and kind == K.K_REPLACE:
+            r, increase, _ = ctx[k]
+            row = int(self.BE[k, K.B_ROW])
+            if increase:  # the row keeps its account, side, instrument until reused
+                self._working(row, -increase)
+            code = reject_to_wire(int(ev["reason"]))
+            self.session_at(int(self.BE[k, K.B_SESS])).append(
+                m.seq_rejected(ts, r.token, 0x55, code)
+            )
+        elif et == _E_REJECTED:
+            log.error("engine rejected an admin command: reason %s", int(ev["reason"]))
+        elif et == _E_STATUS:
+            iid, state = int(ev["instrument_id"]), int(ev["qty"])
+            self.status[iid] = state
+            self._status_changed = True
+            wire = STATUS_TO_WIRE[state]
+            for s in self.sessions.values():
+                if s.status_sent:
+                    s.append(sequenced(m.encode_trading_status(ts, iid, wire)))
+        elif et == _E_DONE and kind == K.K_SWEEP:
+            admin, tok = ctx[k]
+            if admin is not None:
+                admin.append(sequenced(m.encode_mass_cancel_done(ts, tok, int(ev["qty"]))))
+        elif et == _E_ACCEPTED:  # pragma: no cover - the engine accepts only NEW commands
+            log.error("engine accepted a non-NEW command (entry kind %s)", kind)
+
+    # --- expiry --------------------------------------------------------------------------
+    def next_gtd_expiry(self) -> int | None:
+        """Earliest GTD expiry among working orders (ns), or None. O(1) amortised."""
+        gtd = self._gtd
+        while gtd and self.row_of_ref(gtd[0][1]) < 0:
+            heapq.heappop(gtd)
+        return gtd[0][0] if gtd else None
+
+    def expire_due(self, now_ns: int) -> bool:
+        self._decode_pending()
+        return super().expire_due(now_ns)
+
+    # --- durability ------------------------------------------------------------------
+    def journal_delta(self, rows: Any, events: Any) -> dict | None:
+        """What this batch changed in the gateway's own state, for the journal note (the
+        Python gateway's format: see ``Gateway.journal_delta``). ``rows`` is the batch's
+        command array. O(batch)."""
+        touched = self._touched
+        note: dict[str, Any] = {}
+        SESS, names = self.tables.SESS, self.tables.sessions
+        if touched:
+            note["m"] = {s.name: s.take_unjournaled() for s in touched}
+            note["t"] = {
+                s.name: [int(SESS[names[s.name], K.S_LAST_TOKEN]), s.status_sent] for s in touched
+            }
+            touched.clear()
+        refs = set(rows["user_ref"].tolist()) if len(rows) else set()
+        if len(events):
+            refs.update(events["user_ref"].tolist())
+        refs.discard(0)
+        if refs:
+            ups, gone = [], []
+            for ref in refs:
+                row = self.row_of_ref(ref)
+                if row < 0:
+                    gone.append(ref)
+                else:
+                    ups.append(self._order_row(row))
+            if ups:
+                note["o"] = ups
+            if gone:
+                note["x"] = gone
+        blocked = self.risk.blocked
+        if (blocked or self._j_blocked) and blocked != self._j_blocked:
+            self._j_blocked = set(blocked)
+            note["b"] = sorted(self._j_blocked)
+        if self.closed != self._j_closed:
+            self._j_closed = self.closed
+            note["c"] = [self.closed, str(self.close_path) if self.close_path else None]
+        if self._status_changed:
+            self._status_changed = False
+            note["st"] = [[k, v] for k, v in self.status.items()]
+        if not note:
+            return None
+        note["nr"] = int(self.tables.G[K.G_NEXT_SERIAL])
+        note["ts"] = self.sequencer.last_ts
+        return note
+
+    def _order_row(self, row: int) -> tuple:
+        """An order as journal data (``exchange.gateway.order_row``'s fields)."""
+        t = self.tables
+        o = t.ORD[row].tolist()
+        return (
+            o[K.O_REF], o[K.O_TOKEN], int(t.ACCT[o[K.O_ACCT], K.A_ID]),
+            int(t.INST[o[K.O_INST], K.I_ID]), o[K.O_SIDE], o[K.O_PRICE], o[K.O_QTY],
+            o[K.O_ORDER_ID], o[K.O_STOP], bool(o[K.O_WORKING]),
+            self.session_at(o[K.O_SESS]).name, o[K.O_EXPIRE],
+        )  # fmt: skip
+
+    def export_state(self) -> dict[str, Any]:
+        """The gateway's full state as plain data (snapshot metadata; between batches)."""
+        SESS, names = self.tables.SESS, self.tables.sessions
+        for s in self.sessions.values():
+            s.last_token = int(SESS[names[s.name], K.S_LAST_TOKEN])
+        state = super().export_state()
+        ORD = self.tables.ORD
+        rows = np.flatnonzero(ORD[:, K.O_REF] != 0)
+        rows = rows[np.argsort(ORD[rows, K.O_SEQ], kind="stable")]
+        state["orders"] = [self._order_row(int(r)) for r in rows]
+        state["nr"] = int(self.tables.G[K.G_NEXT_SERIAL])
+        return state
+
+    def restore_state(self, image: GatewayImage) -> None:
+        """Rebuild sessions, orders, exposures and flags from a recovered image (on a fresh
+        gateway whose engine holds the recovered state)."""
+        from contracts.errors import FlopexError
+
+        by_session = {lg.session: lg for lg in self.access.logins.values()}
+        self.sessions.clear()
+        self._by_row = [None] * len(self._by_row)
+        t = self.tables
+        for name, (next_seq, frames, tok, ss) in image.sessions.items():
+            login = by_session.get(name)
+            if login is None or name not in t.sessions:
+                raise FlopexError(
+                    f"data directory has session {name!r} that the access file no longer defines"
+                )
+            s = self.session_for(login)
+            s.restore(next_seq, frames, tok, ss)
+            t.SESS[t.sessions[name], K.S_LAST_TOKEN] = tok
+        self._gtd = []
+        rows = sorted(image.orders.values(), key=lambda row: row[0])
+        need = max([row[0] & _MASK for row in rows], default=0) + 1
+        while len(t.ORD) < need:
+            t.G[K.G_FREE] = -1
+            t.grow()
+        ORD = t.ORD
+        serial = int(t.G[K.G_NEXT_SERIAL])
+        for seq_no, (
+            ref,
+            tok,
+            acct,
+            inst,
+            side,
+            px,
+            qty,
+            oid,
+            stop,
+            working,
+            sname,
+            expire,
+        ) in enumerate(rows):
+            row = ref & _MASK
+            if ORD[row, K.O_REF] != 0 or acct not in t.accounts or inst not in t.instruments:
+                raise FlopexError(f"recovered order {ref} does not fit today's tables")
+            s_row = t.sessions[sname]
+            ORD[row] = 0
+            ORD[row, [K.O_REF, K.O_TOKEN, K.O_SESS, K.O_ACCT, K.O_INST, K.O_SIDE]] = (
+                ref, tok, s_row, t.accounts[acct], t.instruments[inst], side,
+            )  # fmt: skip
+            ORD[row, [K.O_PRICE, K.O_QTY, K.O_ORDER_ID, K.O_STOP, K.O_WORKING]] = (
+                px, qty, oid, stop, int(working),
+            )  # fmt: skip
+            ORD[row, K.O_EXPIRE] = expire
+            ORD[row, K.O_SEQ] = seq_no
+            K._tok_put(t.TOKH, t.G, s_row, tok, row)
+            if expire:
+                self._gtd.append((expire, ref))
+            serial = max(serial, (ref >> K.REF_SHIFT) + 1)
+        heapq.heapify(self._gtd)
+        t.G[K.G_ORDERS] = len(rows)
+        t.G[K.G_NEXT_SERIAL] = max(serial, image.nr, len(rows) + 1)
+        ORD[:, K.O_SEQ] += 0
+        free = [r for r in range(len(ORD)) if ORD[r, K.O_REF] == 0]
+        for a, b in zip(free, [*free[1:], -1], strict=True):
+            ORD[a, K.O_NEXT] = b
+        t.G[K.G_FREE] = free[0] if free else -1
+        # exposures: positions, then the working quantity of the recovered orders
+        t.EXP[:] = 0
+        for (account, inst), pos in image.positions.items():
+            if account in t.accounts and inst in t.instruments:
+                a, i = t.accounts[account], t.instruments[inst]
+                pi = int(t.G[K.G_N_INST] + t.INST[i, K.I_PRODUCT])
+                t.EXP[a, i, K.X_POSITION] += pos
+                t.EXP[a, pi, K.X_POSITION] += pos
+        for row in np.flatnonzero(ORD[:, K.O_REF] != 0).tolist():
+            self._working(row, int(ORD[row, K.O_QTY]))
+        for aid in list(self.risk.blocked):
+            self.risk.set_blocked(aid, False)  # type: ignore[attr-defined]
+        for aid in image.blocked:
+            self.risk.set_blocked(aid, True)  # type: ignore[attr-defined]
+        self.closed, cp = image.closed
+        from pathlib import Path
+
+        self.close_path = Path(cp) if cp else None
+        self.status.update(image.status)
+        self._j_blocked = set(self.risk.blocked)
+        self._j_closed = self.closed
+        self._status_changed = False
+        self.sequencer.last_ts = max(self.sequencer.last_ts, image.ts)
+
+    @property  # type: ignore[override]
+    def closed(self) -> bool:
+        return bool(self.tables.G[K.G_CLOSED]) if hasattr(self, "tables") else self._closed0
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        if hasattr(self, "tables"):
+            self.tables.G[K.G_CLOSED] = int(value)
+        else:
+            self._closed0 = value
