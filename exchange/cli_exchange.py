@@ -107,7 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _warm_up(gw) -> None:
-    """Compile the matching kernel before listening, on a scratch engine.
+    """Compile the matching kernel (and the order-entry core's kernels) before listening;
+    the matching kernel on a scratch engine.
 
     numba compiles at the first call; on a cold cache that takes tens of seconds, which
     must not happen inside the event loop on the first order (every session's heartbeats
@@ -117,6 +118,8 @@ def _warm_up(gw) -> None:
     from exchange.engine.book import MatchingEngine
     from exchange.engine.config import InstrumentConfig
 
+    if hasattr(gw, "warm_up"):  # the compiled order-entry core's kernels
+        gw.warm_up()
     if not isinstance(gw.sequencer.engine, MatchingEngine):
         return
     scratch = MatchingEngine(

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from contracts.calendar import Contract
 from exchange.auth import AccessConfig, Login
 from exchange.engine.abi import FLAG_POST_ONLY, CmdType, EventType, InstrumentStatus
@@ -998,6 +1000,11 @@ class GatewayImage:
             sess[2], sess[3] = tok, ss
         for row in note.get("o", ()):
             self.orders[row[0]] = row
+        if "O" in note:  # the compiled core's order rows: packed int64, session by index
+            names = note["N"]
+            for r in np.frombuffer(note["O"], np.int64).reshape(-1, 12).tolist():
+                r[9], r[10] = bool(r[9]), names[r[10]]
+                self.orders[r[0]] = tuple(r)
         for ref in note.get("x", ()):
             self.orders.pop(ref, None)
         if "b" in note:

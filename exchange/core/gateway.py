@@ -231,6 +231,14 @@ class CoreGateway(Gateway):
         self._decoding = False
         self._decode_ep: Any = None
         self._apply_ep: Any = None
+        self._note_ep: Any = None
+        self._stamp_ep: Any = None
+        self.NOTE = np.empty((2 * batch, K.NF), np.int64)
+        self.GONE = np.empty(2 * batch, np.int64)
+        #: session names by table row (journal notes name order sessions by row)
+        self._session_names = [
+            name for name, _ in sorted(self.tables.sessions.items(), key=lambda kv: kv[1])
+        ]
 
     # --- sessions ----------------------------------------------------------------------
     def session_for(self, login: Login) -> Session:
@@ -310,8 +318,10 @@ class CoreGateway(Gateway):
             buf.setflags(write=False)
         else:
             buf = np.frombuffer(data, np.uint8)
-        MSG = np.frombuffer(self._rows, np.int64).reshape(-1, 4).copy()
-        MSG[:, 1] += start
+        MSG = np.frombuffer(self._rows, np.int64).reshape(-1, 4)
+        if start:
+            MSG = MSG.copy()
+            MSG[:, 1] += start
         self._payloads, self._rows, self._pos = [], array("q"), 0
         self._buf = buf
         t = self.tables
@@ -354,6 +364,35 @@ class CoreGateway(Gateway):
             resumed = st == K.ST_FLUSH_FIRST
             if self._n_be:  # Python-side entries came in while running: keep the buffer
                 continue
+
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) every kernel this gateway calls, without
+        running any: call before serving, so no order waits for a compile (tens of seconds
+        on a cold cache, which would stall every session's heartbeats)."""
+        t = self.tables
+        buf = np.frombuffer(b"\0", np.uint8)
+        MSG = np.frombuffer(array("q", [0, 0, 0, 0]), np.int64).reshape(-1, 4)
+        self._entry(
+            "_decode_ep", K.decode_batch,
+            (buf, MSG, 0, 0, False, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G,
+             t.MAPS, self.BE, 0, self.CMDS, 0, self.GTDB),
+        )  # fmt: skip
+        self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
+        self._entry(
+            "_apply_ep", K.apply_events,
+            (_NO_EVENTS, 0, 0, 0, 0, buf, self.BE, 0, t.SESS, t.ACCT, t.INST, t.EXP, t.ORD,
+             t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR),
+        )  # fmt: skip
+        self._entry(
+            "_note_ep", K.note_orders,
+            (self.CMDS[:0], 0, _NO_EVENTS, 0, t.ORD, t.ACCT, t.INST, t.G, self.NOTE, self.GONE),
+        )  # fmt: skip
+        i64, tables = typeof(0), (typeof(t.INST), typeof(t.ACCT), typeof(t.EXP), typeof(t.G))
+        K.risk_check.compile((*tables, *[i64] * 8, typeof(True)))
+        for fn in (K._tok_put, K._tok_del):
+            fn.compile((typeof(t.TOKH), typeof(t.G), i64, i64, i64))
+        K.tok_find.compile((typeof(t.TOKH), i64, i64))
+        K.rehash_tokens.compile((typeof(t.TOKH), typeof(t.TOKH)))
 
     def _entry(self, attr: str, fn: Any, args: tuple) -> Any:
         """The compiled entry point of ``fn`` for these argument types (compiled, or loaded
@@ -623,7 +662,8 @@ class CoreGateway(Gateway):
         cmds = self.CMDS[:n_cmd]
         ev = _NO_EVENTS
         if n_cmd:
-            K.stamp(self.CMDS, n_cmd, base)
+            args = (self.CMDS, n_cmd, base)
+            (self._stamp_ep or self._entry("_stamp_ep", K.stamp, args))(*args)
             seq.commands += n_cmd
             for listener in seq.journal:
                 listener(cmds)
@@ -767,29 +807,35 @@ class CoreGateway(Gateway):
         command array. O(batch)."""
         touched = self._touched
         note: dict[str, Any] = {}
-        SESS, names = self.tables.SESS, self.tables.sessions
+        t = self.tables
+        SESS, names = t.SESS, t.sessions
         if touched:
             note["m"] = {s.name: s.take_unjournaled() for s in touched}
             note["t"] = {
                 s.name: [int(SESS[names[s.name], K.S_LAST_TOKEN]), s.status_sent] for s in touched
             }
             touched.clear()
-        refs = set(rows["user_ref"].tolist()) if len(rows) else set()
-        if len(events):
-            refs.update(events["user_ref"].tolist())
-        refs.discard(0)
-        if refs:
-            ups, gone = [], []
-            for ref in refs:
-                row = self.row_of_ref(ref)
-                if row < 0:
-                    gone.append(ref)
-                else:
-                    ups.append(self._order_row(row))
-            if ups:
-                note["o"] = ups
-            if gone:
-                note["x"] = gone
+        need = len(rows) + len(events)
+        if need:
+            if len(self.NOTE) < need:
+                self.NOTE = np.empty((2 * need, K.NF), np.int64)
+                self.GONE = np.empty(2 * need, np.int64)
+            if not len(events):
+                events = _NO_EVENTS
+            ep = self._note_ep or self._entry(
+                "_note_ep", K.note_orders,
+                (rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
+                 self.GONE),
+            )  # fmt: skip
+            n, g = ep(
+                rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
+                self.GONE,
+            )  # fmt: skip
+            if n:  # order rows as packed int64 (GatewayImage.apply reads them)
+                note["O"] = self.NOTE[:n].tobytes()
+                note["N"] = self._session_names
+            if g:
+                note["x"] = self.GONE[:g].tolist()
         blocked = self.risk.blocked
         if (blocked or self._j_blocked) and blocked != self._j_blocked:
             self._j_blocked = set(blocked)

@@ -82,7 +82,9 @@ O_QTY, O_ORDER_ID, O_STOP, O_WORKING, O_EXPIRE, O_NEXT = 7, 8, 9, 10, 11, 12
 #: the order's place among its session's orders (entry, or a replace's new token), as the
 #: Python gateway's per-session dict orders them: mass cancels go in this order
 O_SEQ = 13
-OF = 14
+#: the last journal note that listed this row (so a note lists an order once)
+O_NOTED = 14
+OF = 15
 #: an order reference (the engine's ``user_ref``) is ``serial << REF_SHIFT | row``
 REF_SHIFT = 24
 REF_ROW_MASK = (1 << REF_SHIFT) - 1
@@ -90,8 +92,8 @@ REF_ROW_MASK = (1 << REF_SHIFT) - 1
 H_EMPTY, H_DELETED = -1, -2
 # globals (G)
 G_CLOSED, G_NEXT_SERIAL, G_FREE, G_ORDERS, G_DEFAULT_MAX_NOTIONAL = 0, 1, 2, 3, 4
-G_H_USED, G_H_DELETED, G_N_INST, G_GTD_NEW = 5, 6, 7, 8
-GF = 9
+G_H_USED, G_H_DELETED, G_N_INST, G_GTD_NEW, G_NOTES = 5, 6, 7, 8, 9
+GF = 10
 # batch entries (BE rows)
 B_KIND, B_SESS, B_ROW, B_TOKEN, B_REQUEST, B_CODE, B_OFFSET, B_RAW = 0, 1, 2, 3, 4, 5, 6, 7
 #: the entry's order ref, a cancel's wire reason (0: from the engine), a counter slot
@@ -767,3 +769,54 @@ def apply_events(
             return n_ev, li, pos, n_out, n_tr, AP_ENTRY
         li += 1
     return n_ev, li, pos, n_out, n_tr, AP_DONE
+
+
+# ----------------------------------------------------------------- journal notes
+#: columns of a journal note's order rows (``exchange.gateway.order_row``'s fields, the
+#: session as its table row)
+N_REF, N_TOKEN, N_ACCOUNT, N_INST, N_SIDE, N_PRICE, N_QTY = 0, 1, 2, 3, 4, 5, 6
+N_ORDER_ID, N_STOP, N_WORKING, N_SESS, N_EXPIRE = 7, 8, 9, 10, 11
+NF = 12
+
+
+@njit(**JIT)
+def _note_ref(ref, ORD, ACCT, INST, G, note, NOTE, n, GONE, g):
+    if ref == 0:
+        return n, g
+    row = ref & REF_ROW_MASK
+    if row >= ORD.shape[0] or ORD[row, O_NOTED] == note:
+        return n, g
+    ORD[row, O_NOTED] = note  # rows freed in a batch are not reused before its note
+    if ORD[row, O_REF] != ref:
+        GONE[g] = ref
+        return n, g + 1
+    NOTE[n, N_REF] = ref
+    NOTE[n, N_TOKEN] = ORD[row, O_TOKEN]
+    NOTE[n, N_ACCOUNT] = ACCT[ORD[row, O_ACCT], A_ID]
+    NOTE[n, N_INST] = INST[ORD[row, O_INST], I_ID]
+    NOTE[n, N_SIDE] = ORD[row, O_SIDE]
+    NOTE[n, N_PRICE] = ORD[row, O_PRICE]
+    NOTE[n, N_QTY] = ORD[row, O_QTY]
+    NOTE[n, N_ORDER_ID] = ORD[row, O_ORDER_ID]
+    NOTE[n, N_STOP] = ORD[row, O_STOP]
+    NOTE[n, N_WORKING] = ORD[row, O_WORKING]
+    NOTE[n, N_SESS] = ORD[row, O_SESS]
+    NOTE[n, N_EXPIRE] = ORD[row, O_EXPIRE]
+    return n + 1, g
+
+
+@njit(**JIT)
+def note_orders(CMDS, n_cmd, EV, n_ev, ORD, ACCT, INST, G, NOTE, GONE):
+    """The orders a batch touched (its commands' and events' refs), for the journal note:
+    each working one's row into ``NOTE`` (``N_*`` columns), each gone one's ref into
+    ``GONE``, each once. Both need room for ``n_cmd + n_ev`` rows. Returns ``(rows,
+    gone)``. O(commands + events)."""
+    note = G[G_NOTES] + 1
+    G[G_NOTES] = note
+    n = 0
+    g = 0
+    for i in range(n_cmd):
+        n, g = _note_ref(np.int64(CMDS[i].user_ref), ORD, ACCT, INST, G, note, NOTE, n, GONE, g)
+    for i in range(n_ev):
+        n, g = _note_ref(np.int64(EV[i].user_ref), ORD, ACCT, INST, G, note, NOTE, n, GONE, g)
+    return n, g
