@@ -131,6 +131,9 @@ class _Counter:
 class Gateway:
     """Sessions, risk, sequencer and engine, trade log: everything but the sockets."""
 
+    #: the class of the per-login sessions this gateway creates
+    session_class: type[Session] = Session
+
     def __init__(
         self,
         access: AccessConfig,
@@ -186,7 +189,7 @@ class Gateway:
         """The login's session for the day (created on first use)."""
         s = self.sessions.get(login.session)
         if s is None:
-            s = self.sessions[login.session] = Session(login, self.replay_limit)
+            s = self.sessions[login.session] = self.session_class(login, self.replay_limit)
             if self._touched is not None:
                 s.track(self._touched)
         return s
@@ -773,7 +776,7 @@ class Gateway:
                 raise FlopexError(
                     f"data directory has session {name!r} that the access file no longer defines"
                 )
-            s = self.sessions[name] = Session(login, self.replay_limit)
+            s = self.sessions[name] = self.session_class(login, self.replay_limit)
             if self._touched is not None:
                 s.track(self._touched)
             s.restore(next_seq, frames, tok, ss)
@@ -998,6 +1001,13 @@ class GatewayImage:
         for name, (tok, ss) in note.get("t", {}).items():
             sess = self.sessions.setdefault(name, [1, [], 0, False])
             sess[2], sess[3] = tok, ss
+        if "M" in note:  # the compiled core's messages: frames in order, sessions by row
+            names = note["N"]
+            rows = np.frombuffer(note["MS"], "<i2").tolist()
+            for r, frame in zip(rows, split_frames(note["M"]), strict=True):
+                sess = self.sessions.setdefault(names[r], [1, [], 0, False])
+                sess[1].append(frame)
+                sess[0] += 1
         for row in note.get("o", ()):
             self.orders[row[0]] = row
         if "O" in note:  # the compiled core's order rows: packed int64, session by index

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import struct
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -61,6 +62,29 @@ _E_DONE = int(EventType.MASS_CANCEL_DONE)
 _E_REJECTED = int(EventType.REJECTED)
 _E_ACCEPTED = int(EventType.ACCEPTED)
 _MASK = K.REF_ROW_MASK
+
+
+class CoreSession(Session):
+    """A session of :class:`CoreGateway`: every packet appended to its store is also
+    logged, in order, in the gateway's journal log (``jlog``: ``(row as int16 bytes,
+    framed packet)``) instead of the per-session "unjournaled" mark of ``Session``; the
+    compiled core's replies are logged in bulk, one chunk per batch."""
+
+    def __init__(self, login: Login, replay_limit: int = 1_000_000) -> None:
+        super().__init__(login, replay_limit)
+        self.jlog: list[tuple[bytes, bytes]] | None = None
+        self.jrow = b""
+
+    def track(self, touched: list[Session]) -> None:
+        """Journaling goes through the gateway's log (see the class docstring)."""
+
+    def take_unjournaled(self) -> bytes:
+        return b""
+
+    def append(self, framed: bytes) -> None:
+        Session.append(self, framed)
+        if self.jlog is not None:
+            self.jlog.append((self.jrow, framed))
 
 
 class OrderView:
@@ -191,6 +215,8 @@ class CoreRisk:
 class CoreGateway(Gateway):
     """``Gateway`` with its order state and hot paths in the compiled core (module doc)."""
 
+    session_class = CoreSession
+
     def __init__(
         self,
         access: AccessConfig,
@@ -233,6 +259,11 @@ class CoreGateway(Gateway):
         self._apply_ep: Any = None
         self._note_ep: Any = None
         self._stamp_ep: Any = None
+        #: every packet appended to a session store since the last journal note, in order
+        #: (``(session row as int16 bytes, packets)``), and the session rows whose token or
+        #: status flag may have changed: what the next note records
+        self._jlog: list[tuple[bytes, bytes]] = []
+        self._jsess: set[int] = set()
         self.NOTE = np.empty((2 * batch, K.NF), np.int64)
         self.GONE = np.empty(2 * batch, np.int64)
         #: session names by table row (journal notes name order sessions by row)
@@ -251,8 +282,14 @@ class CoreGateway(Gateway):
     def _attach(self, s: Session) -> None:
         row = self.tables.sessions[s.name]
         self._by_row[row] = s
+        assert isinstance(s, CoreSession)
+        s.jlog, s.jrow = self._jlog, struct.pack("<h", row)
         s.orders = _Orders(self, row)  # type: ignore[assignment]
         s.last_token = int(self.tables.SESS[row, K.S_LAST_TOKEN])
+
+    def send_initial_status(self, s: Session) -> None:
+        super().send_initial_status(s)
+        self._jsess.add(self.tables.sessions[s.name])
 
     def session_at(self, row: int) -> Session:
         """The session of table row ``row`` (created on first use, as a login would)."""
@@ -271,6 +308,7 @@ class CoreGateway(Gateway):
             return False
         SESS[row, K.S_LAST_TOKEN] = token
         s.last_token = token
+        self._jsess.add(row)
         return True
 
     def row_of_ref(self, ref: int) -> int:
@@ -334,6 +372,8 @@ class CoreGateway(Gateway):
             )  # fmt: skip
             dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
             nxt, self._n_be, self._n_cmd, st = dec(*args)
+            if nxt > j:  # the senders' tokens may have moved: the batch's note says
+                self._jsess.update(MSG[j:nxt, 0].tolist())
             if t.G[K.G_GTD_NEW]:
                 for expire, ref in self.GTDB[: t.G[K.G_GTD_NEW]].tolist():
                     heapq.heappush(self._gtd, (expire, ref))
@@ -677,6 +717,9 @@ class CoreGateway(Gateway):
         self._apply(ev, base, n_be, ctx)
         if self.durable is not None:
             self.durable.commit(cmds, ev)  # journaled (and fsynced) before any reply
+        else:
+            self._jlog.clear()
+            self._jsess.clear()
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
@@ -716,11 +759,13 @@ class CoreGateway(Gateway):
         if n_out:
             raw = self.OUT[:end].tobytes()
             by_row = self._by_row
+            append = Session.append  # logged below as one chunk, not packet by packet
             for s, o, ln in self.OUTIDX[:n_out].tolist():
                 sess = by_row[s]
                 if sess is None:
                     sess = self.session_at(s)
-                sess.append(raw[o : o + ln])
+                append(sess, raw[o : o + ln])
+            self._jlog.append((self.OUTIDX[:n_out, 0].astype("<i2").tobytes(), raw))
         if n_tr and self.tradelog is not None:
             names = self.account_names
             fill = self.tradelog.fill
@@ -805,16 +850,25 @@ class CoreGateway(Gateway):
         """What this batch changed in the gateway's own state, for the journal note (the
         Python gateway's format: see ``Gateway.journal_delta``). ``rows`` is the batch's
         command array. O(batch)."""
-        touched = self._touched
         note: dict[str, Any] = {}
         t = self.tables
-        SESS, names = t.SESS, t.sessions
-        if touched:
-            note["m"] = {s.name: s.take_unjournaled() for s in touched}
+        jlog = self._jlog
+        if jlog:  # every packet stored since the last note, in order, one blob
+            if len(jlog) == 1:
+                note["MS"], note["M"] = jlog[0]
+            else:
+                note["MS"] = b"".join([r for r, _ in jlog])
+                note["M"] = b"".join([d for _, d in jlog])
+            note["N"] = self._session_names
+            jlog.clear()
+        if self._jsess:
+            SESS, by_row, names = t.SESS, self._by_row, self._session_names
             note["t"] = {
-                s.name: [int(SESS[names[s.name], K.S_LAST_TOKEN]), s.status_sent] for s in touched
+                names[r]: [int(SESS[r, K.S_LAST_TOKEN]), by_row[r].status_sent]  # type: ignore[union-attr]
+                for r in self._jsess
+                if by_row[r] is not None
             }
-            touched.clear()
+            self._jsess.clear()
         need = len(rows) + len(events)
         if need:
             if len(self.NOTE) < need:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +90,17 @@ def _restart(root: Path) -> Gateway:
 )
 @given(st.lists(op, min_size=1, max_size=50))
 def test_a_recovered_gateway_equals_the_one_that_never_stopped(ops) -> None:
+    _recovered_equals_live(ops)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(st.lists(op, min_size=1, max_size=80))
+def test_a_recovered_gateway_equals_the_one_that_never_stopped_long(ops) -> None:
+    _recovered_equals_live(ops)
+
+
+def _recovered_equals_live(ops: list) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Arrange: a journaled gateway, two logged-in sessions and an admin
         root = Path(tmp)
