@@ -332,7 +332,12 @@ class Gateway:
             self._enter(s, data, aid, *ENTER_ORDER_INTS.unpack(data))
         elif type(msg) is m.CancelOrder:
             self._cancel(s, msg.token)
-        elif type(msg) is m.ReplaceOrder:
+        else:
+            self._control(s, msg)
+
+    def _control(self, s: Session, msg: Any) -> None:
+        """Replace, Mass Cancel, Kill Switch, Close Day (a decoded message)."""
+        if type(msg) is m.ReplaceOrder:
             self._replace(s, msg)
         elif type(msg) is m.MassCancel:
             self._mass_cancel(s, msg)
@@ -342,11 +347,19 @@ class Gateway:
             if not s.login.admin:
                 self._reject(s, msg.token, ord("Z"), RejectCode.NOT_ADMIN)
                 return
-            self.flush()  # journal what came before, then take the token (see _replace)
-            if s.take_token(msg.token):
+            self._run_pending()  # journal what came before, then take the token
+            if self._take_token(s, msg.token):
                 self.close_day(s, msg.token)
             else:
                 self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
+
+    def _run_pending(self) -> None:
+        """Run (and journal) the batch so far, before a step that needs its outcome."""
+        self.flush()
+
+    def _take_token(self, s: Session, token: int) -> bool:
+        """``s`` takes ``token`` if it is above its last one (see ``Session.take_token``)."""
+        return s.take_token(token)
 
     def _enter(
         self,
@@ -540,7 +553,7 @@ class Gateway:
         if not s.login.admin:
             self._reject(s, k.token, 0x4B, RejectCode.NOT_ADMIN)
             return
-        if not s.take_token(k.token):
+        if not self._take_token(s, k.token):
             self._reject(s, k.token, 0x4B, RejectCode.TOKEN_NOT_INCREASING, 1)
             return
         acct = self.access.accounts.get(k.account)
@@ -549,15 +562,28 @@ class Gateway:
             return
         tok = k.token
         if k.action == ord("U"):
-            self.risk.blocked.discard(acct.account_id)
+            self._unblock(acct.account_id)
             log.warning("kill switch: account %s unblocked", acct.name)
             self._reply(s, lambda ts: m.encode_mass_cancel_done(ts, tok, 0))
             return
         self.kill_account(acct.account_id, s, tok)
 
+    def _unblock(self, account_id: int) -> None:
+        """Lift the kill switch of ``account_id``."""
+        self.risk.blocked.discard(account_id)
+
+    def _block(self, account_id: int) -> None:
+        """Set the kill switch of ``account_id`` (its new orders and replaces rejected)."""
+        self.risk.blocked.add(account_id)
+
+    def _decode_pending(self) -> None:
+        """Decide the messages that arrived before now (this gateway decides each on
+        arrival; a gateway that queues them overrides this)."""
+
     def kill_account(self, account_id: int, admin: Session | None = None, token: int = 0) -> None:
         """Block ``account_id`` and cancel all its working orders (engine MASS_CANCEL)."""
-        self.risk.blocked.add(account_id)
+        self._decode_pending()  # orders that arrived before the kill are decided first
+        self._block(account_id)
         log.warning("kill switch: account %s blocked", self.account_names.get(account_id))
         self._push(
             _K_SWEEP,
@@ -718,6 +744,12 @@ class Gateway:
                 note["o"] = ups
             if gone:
                 note["x"] = gone
+        return self._note_flags(note, self._next_ref)
+
+    def _note_flags(self, note: dict[str, Any], next_ref: int) -> dict | None:
+        """Finish a journal note: the rare flags (blocked accounts, closed, instrument
+        status) when they changed, then the order-reference counter and the clock; None
+        if the batch changed nothing."""
         blocked = self.risk.blocked
         if (blocked or self._j_blocked) and blocked != self._j_blocked:
             self._j_blocked = set(blocked)
@@ -730,7 +762,7 @@ class Gateway:
             note["st"] = [[k, v] for k, v in self.status.items()]
         if not note:
             return None
-        note["nr"] = self._next_ref
+        note["nr"] = next_ref
         note["ts"] = self.sequencer.last_ts
         return note
 
@@ -793,6 +825,11 @@ class Gateway:
         heapq.heapify(self._gtd)
         self._next_ref = max(image.nr, self._next_ref)
         self.risk.restore(image.positions, self.orders.values(), image.blocked)
+        self._restore_flags(image)
+
+    def _restore_flags(self, image: GatewayImage) -> None:
+        """The recovered day's closed flag and close record, instrument status and clock
+        (after the blocked accounts are restored)."""
         self.closed, cp = image.closed
         self.close_path = Path(cp) if cp else None
         self.status.update(image.status)

@@ -519,23 +519,12 @@ class CoreGateway(Gateway):
         except m.MessageError as exc:
             self._reject(s, exc.token, exc.request, exc.code, exc.offset)
             return
-        if type(msg) is m.ReplaceOrder:
-            self._replace(s, msg)
-        elif type(msg) is m.MassCancel:
-            self._mass_cancel(s, msg)
-        elif type(msg) is m.KillSwitch:
-            self._kill_switch(s, msg)
-        elif type(msg) is m.CloseDay:
-            if not s.login.admin:
-                self._reject(s, msg.token, ord("Z"), RejectCode.NOT_ADMIN)
-                return
-            self._run()  # journal what came before, then take the token
-            if self._take_token(s, msg.token):
-                self.close_day(s, msg.token)
-            else:
-                self._reject(s, msg.token, ord("Z"), RejectCode.TOKEN_NOT_INCREASING)
-        else:  # pragma: no cover - Enter / Cancel Order always decode in the kernel
+        if type(msg) in (m.EnterOrder, m.CancelOrder):  # pragma: no cover
             raise AssertionError(f"the kernel handed back a {type(msg).__name__}")
+        self._control(s, msg)
+
+    def _run_pending(self) -> None:
+        self._run()
 
     def _order_row_of(self, s: Session, token: int) -> int:
         t = self.tables
@@ -655,37 +644,11 @@ class CoreGateway(Gateway):
         if rows:
             self._cancels_for(s, rows, reason, -1)
 
-    def _kill_switch(self, s: Session, k: m.KillSwitch) -> None:  # type: ignore[override]
-        if not s.login.admin:
-            self._reject(s, k.token, 0x4B, RejectCode.NOT_ADMIN)
-            return
-        if not self._take_token(s, k.token):
-            self._reject(s, k.token, 0x4B, RejectCode.TOKEN_NOT_INCREASING, 1)
-            return
-        acct = self.access.accounts.get(k.account)
-        if acct is None:
-            self._reject(s, k.token, 0x4B, RejectCode.ACCOUNT_NOT_PERMITTED, 5)
-            return
-        tok = k.token
-        if k.action == ord("U"):
-            self.risk.set_blocked(acct.account_id, False)  # type: ignore[attr-defined]
-            log.warning("kill switch: account %s unblocked", acct.name)
-            self._reply(s, lambda ts: m.encode_mass_cancel_done(ts, tok, 0))
-            return
-        self.kill_account(acct.account_id, s, tok)
+    def _unblock(self, account_id: int) -> None:
+        self.risk.set_blocked(account_id, False)  # type: ignore[attr-defined]
 
-    def kill_account(self, account_id: int, admin: Session | None = None, token: int = 0) -> None:
-        """Block ``account_id`` and cancel all its working orders (engine MASS_CANCEL)."""
-        self._decode_pending()
+    def _block(self, account_id: int) -> None:
         self.risk.set_blocked(account_id, True)  # type: ignore[attr-defined]
-        log.warning("kill switch: account %s blocked", self.account_names.get(account_id))
-        self._push(
-            _K_SWEEP,
-            _row(CmdType.MASS_CANCEL, account=account_id),
-            WireCancelReason.KILL_SWITCH.value,
-            admin,
-            token,
-        )
 
     # --- running a batch -----------------------------------------------------------------
     def _run(self) -> None:
@@ -890,21 +853,7 @@ class CoreGateway(Gateway):
                 note["N"] = self._session_names
             if g:
                 note["x"] = self.GONE[:g].tolist()
-        blocked = self.risk.blocked
-        if (blocked or self._j_blocked) and blocked != self._j_blocked:
-            self._j_blocked = set(blocked)
-            note["b"] = sorted(self._j_blocked)
-        if self.closed != self._j_closed:
-            self._j_closed = self.closed
-            note["c"] = [self.closed, str(self.close_path) if self.close_path else None]
-        if self._status_changed:
-            self._status_changed = False
-            note["st"] = [[k, v] for k, v in self.status.items()]
-        if not note:
-            return None
-        note["nr"] = int(self.tables.G[K.G_NEXT_SERIAL])
-        note["ts"] = self.sequencer.last_ts
-        return note
+        return self._note_flags(note, int(t.G[K.G_NEXT_SERIAL]))
 
     def _order_row(self, row: int) -> tuple:
         """An order as journal data (``exchange.gateway.order_row``'s fields)."""
@@ -1009,15 +958,7 @@ class CoreGateway(Gateway):
             self.risk.set_blocked(aid, False)  # type: ignore[attr-defined]
         for aid in image.blocked:
             self.risk.set_blocked(aid, True)  # type: ignore[attr-defined]
-        self.closed, cp = image.closed
-        from pathlib import Path
-
-        self.close_path = Path(cp) if cp else None
-        self.status.update(image.status)
-        self._j_blocked = set(self.risk.blocked)
-        self._j_closed = self.closed
-        self._status_changed = False
-        self.sequencer.last_ts = max(self.sequencer.last_ts, image.ts)
+        self._restore_flags(image)
 
     @property  # type: ignore[override]
     def closed(self) -> bool:

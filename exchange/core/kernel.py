@@ -292,19 +292,25 @@ def risk_check(INST, ACCT, EXP, G, a, i, side, otype, price, stop, qty, add, res
 
 # ----------------------------------------------------------------- decode
 @njit(**JIT)
-def _reject(BE, n_be, sess, token, request, code, offset, raw):
-    BE[n_be, B_KIND] = K_REJECT
+def _entry(BE, n_be, kind, sess, row, token, request, code, offset, raw, ref):
+    """Write batch entry ``n_be`` (no cancel reason, no counter); returns ``n_be + 1``."""
+    BE[n_be, B_KIND] = kind
     BE[n_be, B_SESS] = sess
-    BE[n_be, B_ROW] = -1
+    BE[n_be, B_ROW] = row
     BE[n_be, B_TOKEN] = token
     BE[n_be, B_REQUEST] = request
     BE[n_be, B_CODE] = code
     BE[n_be, B_OFFSET] = offset
     BE[n_be, B_RAW] = raw
-    BE[n_be, B_REF] = 0
+    BE[n_be, B_REF] = ref
     BE[n_be, B_REASON] = 0
     BE[n_be, B_COUNTER] = -1
     return n_be + 1
+
+
+@njit(**JIT)
+def _reject(BE, n_be, sess, token, request, code, offset, raw):
+    return _entry(BE, n_be, K_REJECT, sess, -1, token, request, code, offset, raw, 0)
 
 
 @njit(**JIT)
@@ -449,18 +455,7 @@ def decode_batch(
             c.flags = 0
             c.status = 0
             n_cmd += 1
-            BE[n_be, B_KIND] = K_CANCEL
-            BE[n_be, B_SESS] = s
-            BE[n_be, B_ROW] = row
-            BE[n_be, B_TOKEN] = tok
-            BE[n_be, B_REQUEST] = MSG_CANCEL
-            BE[n_be, B_CODE] = 0
-            BE[n_be, B_OFFSET] = 0
-            BE[n_be, B_RAW] = p
-            BE[n_be, B_REF] = ORD[row, O_REF]
-            BE[n_be, B_REASON] = 0
-            BE[n_be, B_COUNTER] = -1
-            n_be += 1
+            n_be = _entry(BE, n_be, K_CANCEL, s, row, tok, MSG_CANCEL, 0, 0, p, ORD[row, O_REF])
             j += 1
             continue
         if ln != ENTER_SIZE or mtype != MSG_ENTER:
@@ -532,18 +527,7 @@ def decode_batch(
         c.flags = FLAG_POST_ONLY if buf[p + EO_POST] == W_POST_YES else 0
         c.status = 0
         n_cmd += 1
-        BE[n_be, B_KIND] = K_NEW
-        BE[n_be, B_SESS] = s
-        BE[n_be, B_ROW] = row
-        BE[n_be, B_TOKEN] = tok
-        BE[n_be, B_REQUEST] = MSG_ENTER
-        BE[n_be, B_CODE] = 0
-        BE[n_be, B_OFFSET] = 0
-        BE[n_be, B_RAW] = p
-        BE[n_be, B_REF] = ref
-        BE[n_be, B_REASON] = 0
-        BE[n_be, B_COUNTER] = -1
-        n_be += 1
+        n_be = _entry(BE, n_be, K_NEW, s, row, tok, MSG_ENTER, 0, 0, p, ref)
         j += 1
     return j, n_be, n_cmd, ST_DONE
 
@@ -599,6 +583,25 @@ def _working(EXP, G, INST, ORD, row, qty):
 
 
 @njit(**JIT)
+def _locals(BE, li, end, base, OUT, OUTIDX, pos, n_out):
+    """Write the local entries ``BE[li:end]`` (gateway rejects, stamped ``base + entry``)
+    up to the first one only Python can write (:data:`K_PY`). Returns ``(li, pos,
+    n_out)``: ``li < end`` means it stopped there."""
+    while li < end:
+        kind = BE[li, B_KIND]
+        if kind == K_REJECT:
+            pos = _rejected(
+                OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
+                BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
+            )  # fmt: skip
+            n_out += 1
+        elif kind == K_PY:
+            return li, pos, n_out
+        li += 1
+    return li, pos, n_out
+
+
+@njit(**JIT)
 def apply_events(
     EV, e0, n_ev, li0, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS, CNT,
     OUT, OUTIDX, TR,
@@ -627,17 +630,10 @@ def apply_events(
             continue
         ts = ev.timestamp
         k = ts - base
-        while li < k:
-            kind = BE[li, B_KIND]
-            if kind == K_REJECT:
-                pos = _rejected(
-                    OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
-                    BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
-                )  # fmt: skip
-                n_out += 1
-            elif kind == K_PY:
+        if li < k:
+            li, pos, n_out = _locals(BE, li, k, base, OUT, OUTIDX, pos, n_out)
+            if li < k:
                 return e, li, pos, n_out, n_tr, AP_ENTRY
-            li += 1
         ref = np.int64(ev.user_ref)
         row = ref & REF_ROW_MASK
         known = ref != 0 and row < ORD.shape[0] and ORD[row, O_REF] == ref
@@ -757,18 +753,8 @@ def apply_events(
                 n_out += 1
         else:  # REPLACED, STATUS, MASS_CANCEL_DONE, ...: Python
             return e, li, pos, n_out, n_tr, AP_EVENT
-    while li < n_be:
-        kind = BE[li, B_KIND]
-        if kind == K_REJECT:
-            pos = _rejected(
-                OUT, OUTIDX, n_out, pos, BE[li, B_SESS], base + li, BE[li, B_TOKEN],
-                BE[li, B_REQUEST], BE[li, B_CODE], BE[li, B_OFFSET],
-            )  # fmt: skip
-            n_out += 1
-        elif kind == K_PY:
-            return n_ev, li, pos, n_out, n_tr, AP_ENTRY
-        li += 1
-    return n_ev, li, pos, n_out, n_tr, AP_DONE
+    li, pos, n_out = _locals(BE, li, n_be, base, OUT, OUTIDX, pos, n_out)
+    return n_ev, li, pos, n_out, n_tr, (AP_ENTRY if li < n_be else AP_DONE)
 
 
 # ----------------------------------------------------------------- journal notes
