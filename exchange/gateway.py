@@ -784,7 +784,7 @@ class Gateway:
                 ]
                 for s in self.sessions.values()
             },
-            "orders": [order_row(r) for r in self.orders.values()],
+            "orders": self._export_orders(),
             "nr": self._next_ref,
             "ts": self.sequencer.last_ts,
             "b": sorted(self.risk.blocked),
@@ -792,6 +792,10 @@ class Gateway:
             "st": [[k, v] for k, v in self.status.items()],
             "pos": self.risk.positions(),
         }
+
+    def _export_orders(self) -> list[tuple]:
+        """Every working order as journal data (:func:`order_row`), in session order."""
+        return [order_row(r) for r in self.orders.values()]
 
     def restore_state(self, image: GatewayImage) -> None:
         """Rebuild sessions, orders, risk, flags from a recovered :class:`GatewayImage`.

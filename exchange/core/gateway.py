@@ -117,7 +117,10 @@ class OrderView:
 
 
 class _Orders:
-    """``ref -> OrderView`` over the live rows (optionally one session's, by token)."""
+    """``ref -> OrderView`` over the live rows (optionally one session's, by token): what
+    ``Gateway.orders`` / ``Session.orders`` were, for tests and admin. ``get`` is O(1);
+    ``len``, iteration and ``values`` scan the order table (numpy, O(rows)): not for the
+    hot path, which never uses them."""
 
     def __init__(self, g: CoreGateway, sess: int | None = None) -> None:
         self._g, self._sess = g, sess
@@ -855,29 +858,33 @@ class CoreGateway(Gateway):
                 note["x"] = self.GONE[:g].tolist()
         return self._note_flags(note, int(t.G[K.G_NEXT_SERIAL]))
 
-    def _order_row(self, row: int) -> tuple:
-        """An order as journal data (``exchange.gateway.order_row``'s fields)."""
-        t = self.tables
-        o = t.ORD[row].tolist()
-        return (
-            o[K.O_REF], o[K.O_TOKEN], int(t.ACCT[o[K.O_ACCT], K.A_ID]),
-            int(t.INST[o[K.O_INST], K.I_ID]), o[K.O_SIDE], o[K.O_PRICE], o[K.O_QTY],
-            o[K.O_ORDER_ID], o[K.O_STOP], bool(o[K.O_WORKING]),
-            self.session_at(o[K.O_SESS]).name, o[K.O_EXPIRE],
-        )  # fmt: skip
-
     def export_state(self) -> dict[str, Any]:
         """The gateway's full state as plain data (snapshot metadata; between batches)."""
         SESS, names = self.tables.SESS, self.tables.sessions
         for s in self.sessions.values():
             s.last_token = int(SESS[names[s.name], K.S_LAST_TOKEN])
         state = super().export_state()
-        ORD = self.tables.ORD
-        rows = np.flatnonzero(ORD[:, K.O_REF] != 0)
-        rows = rows[np.argsort(ORD[rows, K.O_SEQ], kind="stable")]
-        state["orders"] = [self._order_row(int(r)) for r in rows]
         state["nr"] = int(self.tables.G[K.G_NEXT_SERIAL])
         return state
+
+    def _export_orders(self) -> list[tuple]:
+        """Every working order as journal data, in entry order. O(order table)."""
+        t = self.tables
+        ORD = t.ORD
+        rows = np.flatnonzero(ORD[:, K.O_REF] != 0)
+        rows = rows[np.argsort(ORD[rows, K.O_SEQ], kind="stable")]
+        o = ORD[rows]
+        acct = t.ACCT[o[:, K.O_ACCT], K.A_ID]
+        inst = t.INST[o[:, K.O_INST], K.I_ID]
+        names = self._session_names
+        cols = zip(
+            o[:, K.O_REF].tolist(), o[:, K.O_TOKEN].tolist(), acct.tolist(), inst.tolist(),
+            o[:, K.O_SIDE].tolist(), o[:, K.O_PRICE].tolist(), o[:, K.O_QTY].tolist(),
+            o[:, K.O_ORDER_ID].tolist(), o[:, K.O_STOP].tolist(),
+            (o[:, K.O_WORKING] != 0).tolist(), o[:, K.O_SESS].tolist(),
+            o[:, K.O_EXPIRE].tolist(), strict=True,
+        )  # fmt: skip
+        return [(*r[:10], names[r[10]], r[11]) for r in cols]
 
     def restore_state(self, image: GatewayImage) -> None:
         """Rebuild sessions, orders, exposures and flags from a recovered image (on a fresh
