@@ -38,11 +38,9 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import (
     getitem_array_tuple,
     getitem_arraynd_intp,
-    load_item,
     make_array,
     populate_array,
     setitem_array,
-    store_item,
 )
 
 # ---- order fields (rows of O)
@@ -252,10 +250,28 @@ class StateView(types.Array):
     """Numba type of the state views: a C-contiguous array indexed by integers **without
     negative-index wraparound** (numba wraps a negative signed index like Python, which
     costs a sign test and the dimension's length at every access whose index LLVM cannot
-    prove non-negative). The kernel never indexes state with negative numbers."""
+    prove non-negative). The kernel never indexes state with negative numbers.
 
-    def __init__(self, dtype, ndim):
-        super().__init__(dtype, ndim, "C", name=f"stateview({dtype}, {ndim}d)")
+    ``role`` names the state array (``"E"``, ``"O"``, ...). Each role's loads and stores
+    carry a type-based alias tag of their own (``!tbaa``), telling LLVM that a store into
+    one state array never changes another (they are distinct allocations), so values
+    loaded from one may stay in registers across stores into another (+1-2 % on the
+    quick stream). Sound only because no two roles ever share memory."""
+
+    role = None  # (a class default: cache indexes pickled before roles unpickle)
+
+    def __init__(self, dtype, ndim, role):
+        self.role = role
+        super().__init__(dtype, ndim, "C", name=f"stateview({dtype}, {ndim}d, {role})")
+
+    @property
+    def key(self):
+        return (*super().key, self.role)
+
+    @property
+    def mangling_args(self):  # the role in symbol names too: one symbol per signature
+        name, args = super().mangling_args
+        return name, [*args, self.role]
 
 
 register_default(StateView)(models.ArrayModel)
@@ -280,6 +296,15 @@ def _view_pointer(context, builder, aryty, ary, inds):
     )
 
 
+def _tbaa(builder, role):
+    """The ``!tbaa`` access tag of state array ``role`` (scalar TBAA: every role is its own
+    type under one root, so accesses of different roles never alias)."""
+    mod = builder.module
+    root = mod.add_metadata([ir.MetaDataString(mod, "flopex state")])
+    node = mod.add_metadata([ir.MetaDataString(mod, f"flopex {role}"), root, ir.IntType(64)(0)])
+    return mod.add_metadata([node, node, ir.IntType(64)(0)])
+
+
 @lower_builtin(operator.getitem, StateView, types.Integer)
 @lower_builtin(operator.getitem, StateView, types.BaseTuple)
 def _view_getitem(context, builder, sig, args):
@@ -291,7 +316,9 @@ def _view_getitem(context, builder, sig, args):
         )
         return generic(context, builder, sig, args)
     ptr = _view_pointer(context, builder, aryty, args[0], inds)
-    return load_item(context, builder, aryty, ptr)
+    val = builder.load(ptr)
+    val.set_metadata("tbaa", _tbaa(builder, aryty.role))
+    return val
 
 
 @lower_builtin(operator.setitem, StateView, types.Integer, types.Any)
@@ -302,7 +329,8 @@ def _view_setitem(context, builder, sig, args):
     if inds is None or len(inds) != aryty.ndim:
         return setitem_array(context, builder, sig, args)
     ptr = _view_pointer(context, builder, aryty, args[0], inds)
-    store_item(context, builder, aryty, context.cast(builder, args[2], valty, aryty.dtype), ptr)
+    st = builder.store(context.cast(builder, args[2], valty, aryty.dtype), ptr)
+    st.set_metadata("tbaa", _tbaa(builder, aryty.role))
     return context.get_dummy_value()
 
 
@@ -323,13 +351,13 @@ def _c_view(context, builder, retty, data, shape):
     return ary._getvalue()
 
 
-def _state_view(ptr_at, *dims):
+def _state_view(role, ptr_at, *dims):
     """An intrinsic ``view(P)``: the C-contiguous array whose data pointer is
     ``P[ptr_at]``; each of ``dims`` is a constant (an int) or ``("P", k)`` for ``P[k]``."""
 
     @intrinsic
     def view(typingctx, P):
-        retty = StateView(P.types[ptr_at].dtype, len(dims))
+        retty = StateView(P.types[ptr_at].dtype, len(dims), role)
 
         def codegen(context, builder, signature, args):
             (handle,) = args
@@ -346,13 +374,13 @@ def _state_view(ptr_at, *dims):
     return view
 
 
-_E = _state_view(P_E, ("P", P_NE), N_EWORDS)
-_O = _state_view(P_O, ("P", P_NO), N_OFIELDS)
-_LV = _state_view(P_LV, 3, ("P", P_NLV))
-_LVT = _state_view(P_LVT, ("P", P_NLV))
-_BM = _state_view(P_BM, ("P", P_NBM))
-_INST = _state_view(P_INST, ("P", P_NINST), N_IFIELDS)
-_S = _state_view(P_S, N_SFIELDS)
+_E = _state_view("E", P_E, ("P", P_NE), N_EWORDS)
+_O = _state_view("O", P_O, ("P", P_NO), N_OFIELDS)
+_LV = _state_view("LV", P_LV, 3, ("P", P_NLV))
+_LVT = _state_view("LVT", P_LVT, ("P", P_NLV))
+_BM = _state_view("BM", P_BM, ("P", P_NBM))
+_INST = _state_view("INST", P_INST, ("P", P_NINST), N_IFIELDS)
+_S = _state_view("S", P_S, N_SFIELDS)
 
 
 @intrinsic
