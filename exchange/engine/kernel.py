@@ -383,6 +383,15 @@ _INST = _state_view("INST", P_INST, ("P", P_NINST), N_IFIELDS)
 _S = _state_view("S", P_S, N_SFIELDS)
 
 
+def _c_prefetch(builder, i8p):
+    """Codegen: a read prefetch of the byte ``i8p`` points at, high locality (both
+    prefetch intrinsics below emit it)."""
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+    builder.call(fn, [i8p, i32(0), i32(3), i32(1)])
+
+
 @intrinsic
 def _prefetch(typingctx, arr, flat):
     """Hint the CPU to load element ``flat`` (row-major flat index) of ``arr`` into cache.
@@ -395,11 +404,7 @@ def _prefetch(typingctx, arr, flat):
     def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         ptr = builder.gep(ary.data, [args[1]])
-        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [i8p, i32(0), i32(3), i32(1)])
+        _c_prefetch(builder, builder.bitcast(ptr, ir.IntType(8).as_pointer()))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -414,11 +419,7 @@ def _prefetch_byte(typingctx, arr, offset):
     def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         i8p = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
-        ptr = builder.gep(i8p, [args[1]])
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])
+        _c_prefetch(builder, builder.gep(i8p, [args[1]]))
         return context.get_dummy_value()
 
     return sig, codegen
