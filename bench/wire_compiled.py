@@ -39,6 +39,7 @@ import uvloop
 from numba import njit
 
 from bench.wire import _start, _stop, _Target, bench_instruments, closed_loop
+from exchange.core.kernel import _i64, _put, _u32
 from exchange.engine import kernel as K
 from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, event_words
 from exchange.engine.book import MatchingEngine
@@ -53,21 +54,6 @@ EO_PRICE, EO_QTY = _EO["price"], _EO["quantity"]
 EO_SIZE = m.ENTER_ORDER.size
 ACC_LEN = m.ACCEPTED.size + 1  # framed length field: 'S' + message
 CXL_LEN = m.CANCELED.size + 1
-
-
-@njit(cache=True)
-def _be(b, p, n):
-    x = np.int64(0)
-    for k in range(n):
-        x = (x << 8) | np.int64(b[p + k])
-    return x
-
-
-@njit(cache=True)
-def _put(o, p, x, n):
-    for k in range(n):
-        o[p + n - 1 - k] = np.uint8((x >> (8 * k)) & 0xFF)
-    return p + n
 
 
 # Not cached: it calls the kernel, and numba's cache would not notice an edit of kernel.py
@@ -91,14 +77,14 @@ def compiled_round(buf, cmds, E, O, LV, LVT, BM, INST, S, out, tok_oid, tok_at, 
             c = cmds[nc]
             mt = buf[p]
             if mt == 0x4F and ln - 1 == EO_SIZE:  # Enter Order
-                tok = _be(buf, p + EO_TOKEN, 4)
+                tok = _u32(buf, p + EO_TOKEN)
                 c.timestamp = ts0 + nc
                 c.user_ref = tok
                 c.client_token = tok
                 c.order_id = 0
-                c.price = _be(buf, p + EO_PRICE, 8)
-                c.qty = _be(buf, p + EO_QTY, 4)
-                c.instrument_id = _be(buf, p + EO_INST, 4)
+                c.price = _i64(buf, p + EO_PRICE)
+                c.qty = _u32(buf, p + EO_QTY)
+                c.instrument_id = _u32(buf, p + EO_INST)
                 c.account = 1
                 c.cmd_type = 1
                 c.side = 1 if buf[p + EO_SIDE] == 0x42 else 2
@@ -107,7 +93,7 @@ def compiled_round(buf, cmds, E, O, LV, LVT, BM, INST, S, out, tok_oid, tok_at, 
                 tok_at[tok] = p  # where its bytes are, for the Accepted echo
                 nc += 1
             elif mt == 0x58:  # Cancel Order
-                tok = _be(buf, p + 1, 4)
+                tok = _u32(buf, p + 1)
                 c.timestamp = ts0 + nc
                 c.user_ref = tok
                 c.client_token = tok

@@ -214,6 +214,10 @@ class Gateway:
             self._slots.append(len(entries))
             self._rows.append(row)
         entries.append((kind, *ctx))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Have the pending batch flushed once this loop iteration (with ``schedule``)."""
         if not self._scheduled:
             self._scheduled = True
             if self.schedule is not None:

@@ -154,7 +154,7 @@ class _Orders:
         if self._sess is None:
             row = g.row_of_ref(key)
         else:
-            row = K.tok_find(g.tables.TOKH, self._sess, key) if 0 <= key < 1 << 32 else -1
+            row = g.token_row(self._sess, key)
         return OrderView(g, int(row)) if row >= 0 else default
 
     def __getitem__(self, key: int) -> OrderView:
@@ -298,7 +298,7 @@ class CoreGateway(Gateway):
         """The session of table row ``row`` (created on first use, as a login would)."""
         s = self._by_row[row]
         if s is None:
-            name = next(n for n, r in self.tables.sessions.items() if r == row)
+            name = self._session_names[row]
             login = next(lg for lg in self.access.logins.values() if lg.session == name)
             s = self.session_for(login)
         return s
@@ -327,10 +327,7 @@ class CoreGateway(Gateway):
         self._rows.extend((self.tables.sessions[s.name], self._pos, len(data), self.mono_clock()))
         self._payloads.append(data)
         self._pos += len(data)
-        if not self._scheduled:
-            self._scheduled = True
-            if self.schedule is not None:
-                self.schedule(self._loop_flush)
+        self._schedule_flush()
 
     def flush(self) -> None:
         """Decode every queued message, run the batch through the engine and deliver every
@@ -369,10 +366,7 @@ class CoreGateway(Gateway):
         n_msg = len(MSG)
         j, resumed = 0, False
         while j < n_msg:
-            args = (
-                buf, MSG, j, n_msg, resumed, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD,
-                t.TOKH, t.G, t.MAPS, self.BE, self._n_be, self.CMDS, self._n_cmd, self.GTDB,
-            )  # fmt: skip
+            args = self._decode_args(buf, MSG, j, n_msg, resumed)
             dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
             nxt, self._n_be, self._n_cmd, st = dec(*args)
             if nxt > j:  # the senders' tokens may have moved: the batch's note says
@@ -405,8 +399,6 @@ class CoreGateway(Gateway):
             # run what is decoded, then go on
             self._run()
             resumed = st == K.ST_FLUSH_FIRST
-            if self._n_be:  # Python-side entries came in while running: keep the buffer
-                continue
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel this gateway calls, without
@@ -415,27 +407,44 @@ class CoreGateway(Gateway):
         t = self.tables
         buf = np.frombuffer(b"\0", np.uint8)
         MSG = np.frombuffer(array("q", [0, 0, 0, 0]), np.int64).reshape(-1, 4)
-        self._entry(
-            "_decode_ep", K.decode_batch,
-            (buf, MSG, 0, 0, False, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G,
-             t.MAPS, self.BE, 0, self.CMDS, 0, self.GTDB),
-        )  # fmt: skip
+        self._entry("_decode_ep", K.decode_batch, self._decode_args(buf, MSG, 0, 0, False))
         self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
-        self._entry(
-            "_apply_ep", K.apply_events,
-            (_NO_EVENTS, 0, 0, 0, 0, buf, self.BE, 0, t.SESS, t.ACCT, t.INST, t.EXP, t.ORD,
-             t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR),
-        )  # fmt: skip
-        self._entry(
-            "_note_ep", K.note_orders,
-            (self.CMDS[:0], 0, _NO_EVENTS, 0, t.ORD, t.ACCT, t.INST, t.G, self.NOTE, self.GONE),
-        )  # fmt: skip
+        self._entry("_apply_ep", K.apply_events, self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0))
+        self._entry("_note_ep", K.note_orders, self._note_args(self.CMDS[:0], _NO_EVENTS))
         i64, tables = typeof(0), (typeof(t.INST), typeof(t.ACCT), typeof(t.EXP), typeof(t.G))
         K.risk_check.compile((*tables, *[i64] * 8, typeof(True)))
+        K._working.compile((typeof(t.EXP), typeof(t.G), typeof(t.INST), typeof(t.ORD), i64, i64))
         for fn in (K._tok_put, K._tok_del):
             fn.compile((typeof(t.TOKH), typeof(t.G), i64, i64, i64))
         K.tok_find.compile((typeof(t.TOKH), i64, i64))
         K.rehash_tokens.compile((typeof(t.TOKH), typeof(t.TOKH)))
+
+    # the kernels' arguments, built in one place for the calls and for warm_up (which
+    # must compile exactly the argument types the calls pass)
+    def _decode_args(
+        self, buf: np.ndarray, MSG: np.ndarray, j: int, n_msg: int, resumed: bool
+    ) -> tuple:
+        t = self.tables
+        return (
+            buf, MSG, j, n_msg, resumed, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH,
+            t.G, t.MAPS, self.BE, self._n_be, self.CMDS, self._n_cmd, self.GTDB,
+        )  # fmt: skip
+
+    def _apply_args(
+        self, ev: np.ndarray, buf: np.ndarray, e: int, li: int, base: int, n_be: int
+    ) -> tuple:
+        t = self.tables
+        return (
+            ev, e, len(ev), li, base, buf, self.BE, n_be, t.SESS, t.ACCT, t.INST, t.EXP,
+            t.ORD, t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR,
+        )  # fmt: skip
+
+    def _note_args(self, rows: np.ndarray, events: np.ndarray) -> tuple:
+        t = self.tables
+        return (
+            rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
+            self.GONE,
+        )  # fmt: skip
 
     def _entry(self, attr: str, fn: Any, args: tuple) -> Any:
         """The compiled entry point of ``fn`` for these argument types (compiled, or loaded
@@ -477,10 +486,7 @@ class CoreGateway(Gateway):
         if ctx is not None:
             self._ctx[n] = ctx
         self._n_be = n + 1
-        if not self._scheduled:
-            self._scheduled = True
-            if self.schedule is not None:
-                self.schedule(self._loop_flush)
+        self._schedule_flush()
         return n
 
     def _push(self, kind: int, row: tuple | None, *ctx: Any) -> None:
@@ -529,9 +535,12 @@ class CoreGateway(Gateway):
     def _run_pending(self) -> None:
         self._run()
 
+    def token_row(self, sess_row: int, token: int) -> int:
+        """The order row of session row ``sess_row``'s order ``token``, or -1. O(1)."""
+        return int(K.tok_find(self.tables.TOKH, sess_row, token)) if 0 <= token < 1 << 32 else -1
+
     def _order_row_of(self, s: Session, token: int) -> int:
-        t = self.tables
-        return int(K.tok_find(t.TOKH, t.sessions[s.name], token)) if 0 <= token < 1 << 32 else -1
+        return self.token_row(self.tables.sessions[s.name], token)
 
     def _replace(self, s: Session, r: m.ReplaceOrder) -> None:  # type: ignore[override]
         t = self.tables
@@ -583,12 +592,9 @@ class CoreGateway(Gateway):
 
     def _working(self, row: int, qty: int) -> None:
         """Add ``qty`` to the working quantity of the order's account, side, instrument and
-        product (a replace up or down). O(1)."""
+        product (a replace up or down): the kernel's own ``_working``. O(1)."""
         t = self.tables
-        a, i, side = (int(v) for v in t.ORD[row, [K.O_ACCT, K.O_INST, K.O_SIDE]])
-        x = K.X_BUY if side == K.W_BUY else K.X_SELL
-        t.EXP[a, i, x] += qty
-        t.EXP[a, int(t.G[K.G_N_INST] + t.INST[i, K.I_PRODUCT]), x] += qty
+        K._working(t.EXP, t.G, t.INST, t.ORD, row, qty)
 
     def _session_rows(self, s: Session, inst: int = 0, side: int = 32) -> list[int]:
         """The session's working orders (rows) in its order, optionally one instrument's
@@ -625,8 +631,8 @@ class CoreGateway(Gateway):
     def _mass_cancel(self, s: Session, mc: m.MassCancel) -> None:  # type: ignore[override]
         rows = self._session_rows(s, mc.instrument_id, mc.side)
         if any(self.tables.ORD[r, K.O_ORDER_ID] == 0 for r in rows):
-            self._run()  # before the token is taken (see _replace)
-            rows = [r for r in rows if self.tables.ORD[r, K.O_REF] != 0]
+            self._run()  # before the token is taken (see _replace); _cancels_for skips
+            # the orders that batch finished
         if not self._take_token(s, mc.token):
             self._reject(s, mc.token, 0x43, RejectCode.TOKEN_NOT_INCREASING, 1)
             return
@@ -701,13 +707,9 @@ class CoreGateway(Gateway):
             self.OUT = np.empty(_MAX_REPLY * 2 * need, np.uint8)
             self.OUTIDX = np.empty((2 * need, 3), np.int64)
             self.TR = np.empty((2 * need, K.TF), np.int64)
-        t = self.tables
-        e, li, n_ev = 0, 0, len(ev)
+        e, li = 0, 0
         while True:
-            args = (
-                ev, e, n_ev, li, base, self._buf, self.BE, n_be, t.SESS, t.ACCT, t.INST,
-                t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR,
-            )  # fmt: skip
+            args = self._apply_args(ev, self._buf, e, li, base, n_be)
             apply = self._apply_ep or self._entry("_apply_ep", K.apply_events, args)
             e, li, end, n_out, n_tr, st = apply(*args)
             self._deliver(end, n_out, n_tr)
@@ -842,15 +844,8 @@ class CoreGateway(Gateway):
                 self.GONE = np.empty(2 * need, np.int64)
             if not len(events):
                 events = _NO_EVENTS
-            ep = self._note_ep or self._entry(
-                "_note_ep", K.note_orders,
-                (rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
-                 self.GONE),
-            )  # fmt: skip
-            n, g = ep(
-                rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
-                self.GONE,
-            )  # fmt: skip
+            args = self._note_args(rows, events)
+            n, g = (self._note_ep or self._entry("_note_ep", K.note_orders, args))(*args)
             if n:  # order rows as packed int64 (GatewayImage.apply reads them)
                 note["O"] = self.NOTE[:n].tobytes()
                 note["N"] = self._session_names
@@ -946,7 +941,6 @@ class CoreGateway(Gateway):
         heapq.heapify(self._gtd)
         t.G[K.G_ORDERS] = len(rows)
         t.G[K.G_NEXT_SERIAL] = max(serial, image.nr, len(rows) + 1)
-        ORD[:, K.O_SEQ] += 0
         free = [r for r in range(len(ORD)) if ORD[r, K.O_REF] == 0]
         for a, b in zip(free, [*free[1:], -1], strict=True):
             ORD[a, K.O_NEXT] = b

@@ -64,8 +64,8 @@ LEN_ACCEPTED, LEN_REJECTED, LEN_EXECUTED, LEN_CANCELED, LEN_STOP = 89, 21, 46, 2
 
 # ----------------------------------------------------------------- table layouts
 # sessions (SESS rows)
-S_LAST_TOKEN, S_RATE, S_LEVEL, S_LAST_NS, S_ACCOUNTS = 0, 1, 2, 3, 4
-SF = 5
+S_LAST_TOKEN, S_RATE, S_LEVEL, S_LAST_NS = 0, 1, 2, 3
+SF = 4
 # accounts (ACCT rows): id, blocked, max notional (0 = the gateway default), raw field key
 A_ID, A_BLOCKED, A_MAX_NOTIONAL, A_KEY0, A_KEY1 = 0, 1, 2, 3, 4
 AF = 5

@@ -12,7 +12,7 @@ from tests.exchange.gateway.conftest import ACCESS, H100Z26, TRADE_DATE
 
 KERNELS = (
     K.decode_batch, K.apply_events, K.note_orders, K.stamp, K.risk_check, K._tok_put,
-    K._tok_del, K.tok_find,
+    K._tok_del, K.tok_find, K._working,
 )  # fmt: skip
 
 
