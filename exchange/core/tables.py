@@ -87,10 +87,10 @@ class CoreTables:
         for r, a in enumerate(accts):
             k0, k1 = account_key(a.name)
             ACCT[r] = (a.account_id, 0, a.max_order_notional_minor, k0, k1)
+        acct_rows = {a.account_id: r for r, a in enumerate(accts)}
         for aid, limit in risk.account_max_notional.items():
-            for r, a in enumerate(accts):
-                if a.account_id == aid:
-                    ACCT[r, K.A_MAX_NOTIONAL] = limit
+            if aid in acct_rows:
+                ACCT[acct_rows[aid], K.A_MAX_NOTIONAL] = limit
         logins: list[Login] = sorted(access.logins.values(), key=lambda lg: lg.session)
         SESS = np.zeros((max(len(logins), 1), K.SF), np.int64)
         PERM = np.zeros((SESS.shape[0], ACCT.shape[0]), np.int64)
@@ -123,7 +123,7 @@ class CoreTables:
             SESS, ACCT, PERM, INST, EXP, _free_rows(orders, 0),
             np.full((_pow2(4 * orders), 2), K.H_EMPTY, np.int64), G, _maps(),
             {lg.session: s for s, lg in enumerate(logins)},
-            {a.account_id: r for r, a in enumerate(accts)},
+            acct_rows,
             {iid: i for i, (iid, _) in enumerate(irs)},
         )  # fmt: skip
         G[K.G_FREE] = 0
