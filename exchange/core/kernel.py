@@ -734,10 +734,12 @@ def apply_events(
                 )
                 n_out += 1
             elif kind == K_CANCEL:
+                # the order's token now, as the Python gateway reports it: a Replace earlier
+                # in the batch may have renamed it (the row is not reused within a batch)
+                tok = ORD[BE[k, B_ROW], O_TOKEN]
                 pos = _rejected(
-                    OUT, OUTIDX, n_out, pos, BE[k, B_SESS], ts, BE[k, B_TOKEN], MSG_CANCEL, code,
-                    0,
-                )  # fmt: skip
+                    OUT, OUTIDX, n_out, pos, BE[k, B_SESS], ts, tok, MSG_CANCEL, code, 0
+                )
                 n_out += 1
             elif kind != K_CANCEL_FOR:  # a replace's or an engine sweep's: Python
                 return e, li, pos, n_out, n_tr, AP_EVENT

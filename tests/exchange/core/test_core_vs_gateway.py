@@ -243,6 +243,17 @@ def _e(user: str, token_step: int = 1, **kw: object) -> tuple:
 @example([_e("alice"), ("cancel", "alice", 1), ("cancel", "alice", 1)])  # cancel in batch
 @example([_e("slow")] * 7 + [("tick", 10**9), _e("slow")])  # throttle, then refill
 @example([_e("alice", inst=12601), _e("alice", inst=1), _e("alice", token_step=0)])
+# Found by the slow variant: a Replace that fills the order, then a Cancel by the old
+# token in the same batch; the engine rejects the Cancel, and the reject names the
+# order's token after the replace (the Python gateway reports the order's token)
+@example(
+    [
+        _e("bob", side=ord("S"), price=2801),
+        _e("carol", qty=5),
+        ("replace", "carol", 0, 2801, 2, 2800, 1),
+        ("cancel", "carol", 0),
+    ]
+)
 def test_core_and_gateway_send_the_same_bytes(ops: list) -> None:
     _run(ops)
 
