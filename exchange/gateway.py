@@ -1019,6 +1019,8 @@ class GatewayImage:
         self.status: dict[int, int] = {}
         self.positions: dict[tuple[int, int], int] = {}
         self.tradelog_bytes: int | None = None
+        #: session names by table row, for the compiled core's notes (its last ``N``)
+        self.names: list[str] | None = None
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], g: int, tradelog_bytes: int | None) -> GatewayImage:
@@ -1034,10 +1036,19 @@ class GatewayImage:
         img.status = {k: v for k, v in meta["st"]}
         img.positions = {(a, i): p for a, i, p in meta["pos"]}
         img.tradelog_bytes = tradelog_bytes
+        img.names = meta.get("N")
         return img
 
     def apply(self, note: dict[str, Any]) -> None:
         """Advance by one gateway note. O(note)."""
+        names = self.names = note.get("N", self.names)
+        if names is None and ("M" in note or "O" in note or "T" in note):
+            from contracts.errors import FlopexError
+
+            raise FlopexError(
+                f"gateway note {note.get('gw')} names sessions by table row, but no note or"
+                " snapshot before it gives the session table"
+            )
         for name, blob in note.get("m", {}).items():
             sess = self.sessions.setdefault(name, [1, [], 0, False])
             frames = split_frames(blob)
@@ -1046,19 +1057,20 @@ class GatewayImage:
         for name, (tok, ss) in note.get("t", {}).items():
             sess = self.sessions.setdefault(name, [1, [], 0, False])
             sess[2], sess[3] = tok, ss
+        for r, tok, ss in note.get("T", ()):  # the same, sessions by row (binary notes)
+            sess = self.sessions.setdefault(names[r], [1, [], 0, False])  # type: ignore[index]
+            sess[2], sess[3] = tok, bool(ss)
         if "M" in note:  # the compiled core's messages: frames in order, sessions by row
-            names = note["N"]
             rows = np.frombuffer(note["MS"], "<i2").tolist()
             for r, frame in zip(rows, split_frames(note["M"]), strict=True):
-                sess = self.sessions.setdefault(names[r], [1, [], 0, False])
+                sess = self.sessions.setdefault(names[r], [1, [], 0, False])  # type: ignore[index]
                 sess[1].append(frame)
                 sess[0] += 1
         for row in note.get("o", ()):
             self.orders[row[0]] = row
         if "O" in note:  # the compiled core's order rows: packed int64, session by index
-            names = note["N"]
             for r in np.frombuffer(note["O"], np.int64).reshape(-1, 12).tolist():
-                r[9], r[10] = bool(r[9]), names[r[10]]
+                r[9], r[10] = bool(r[9]), names[r[10]]  # type: ignore[index]
                 self.orders[r[0]] = tuple(r)
         for ref in note.get("x", ()):
             self.orders.pop(ref, None)

@@ -501,6 +501,38 @@ class Journal:
                 self.maybe_sync()
         return self.committed_seq
 
+    def write_frames(self, frames: Any, n_cmds: int) -> int:
+        """Write records already framed (a commit group, as :meth:`commit` would write it;
+        the compiled core builds them) holding ``n_cmds`` commands from ``next_seq`` on,
+        with one ``write`` (+ ``fsync`` per the policy). Nothing may be buffered. Returns
+        the last sequence number written."""
+        if self.read_only:
+            raise RuntimeError("journal opened read-only")
+        if self._pending:
+            raise RuntimeError("write_frames with records buffered: commit them first")
+        n = len(frames)
+        if self._fd is None or self._seg_size + n > self.segment_bytes:
+            self._pending_bytes = n
+            self._open_segment(self.next_seq)
+            self._pending_bytes = 0
+        assert self._fd is not None
+        view = memoryview(frames)
+        k = os.write(self._fd, view)
+        while k < n:  # one write unless it comes back short
+            view = view[k:]
+            n -= k
+            k = os.write(self._fd, view)
+        self._seg_size += len(frames)
+        self.next_seq += n_cmds
+        self.unsynced = True
+        self.committed_seq = self.next_seq - 1
+        mode = self.policy.mode
+        if mode == "batch":
+            self.sync()
+        elif mode == "interval":
+            self.maybe_sync()
+        return self.committed_seq
+
     def maybe_sync(self) -> bool:
         """fsync if the interval policy's time is up (call from a timer too). True if synced."""
         if (
@@ -619,8 +651,58 @@ def encode_gateway_note(note: dict[str, Any]) -> bytes:
     return _ENCODE(note)
 
 
+#: the first 8 bytes of a binary gateway note (written by the compiled order-entry core,
+#: ``exchange.core.kernel.journal_batch``); 0xC1 is never valid msgpack
+BIN_NOTE_MAGIC = b"\xc1GWNOTE1"
+_BIN_NOTE_HEAD = struct.Struct("<8q")
+_BIN_ORDER_ROW = 12 * 8  # int64 columns of an order row (``exchange.gateway.order_row``)
+
+
+def decode_binary_note(payload: bytes | memoryview) -> dict[str, Any]:
+    """A binary gateway note as the msgpack note's keys: ``gw``, ``nr``, ``ts``; ``MS``
+    (int16 session rows) and ``M`` (their packets) if it has messages; ``O`` (packed order
+    rows) and ``x`` (gone refs) if it touched orders; ``T`` (``[row, last token, status
+    sent]`` per session that changed). Sessions are named by table row: the names are in
+    the last msgpack note's ``N`` (or the snapshot's). FlopexError if malformed.
+
+    Layout (little-endian): the 8-byte magic; eight int64 words: note number, order
+    reference counter, clock, messages, message bytes, order rows, gone refs, token rows;
+    the messages' session rows (int16, zero-padded to 8 bytes); the messages' framed
+    packets (zero-padded to 8 bytes); order rows (12 int64 each); gone refs (int64);
+    token rows (3 int64 each)."""
+    mv = memoryview(payload)
+    head = _BIN_NOTE_HEAD.size
+    if len(mv) < 8 + head or bytes(mv[:8]) != BIN_NOTE_MAGIC:
+        raise FlopexError(f"binary gateway note of {len(mv)} bytes: truncated or bad magic")
+    gw, nr, ts, n_msgs, blob, n_o, n_g, n_tok = _BIN_NOTE_HEAD.unpack_from(mv, 8)
+    if min(n_msgs, blob, n_o, n_g, n_tok) < 0:
+        raise FlopexError(f"binary gateway note {gw}: negative count in its header")
+    q = 8 + head
+    rows_at, q = q, q + (2 * n_msgs + 7) // 8 * 8
+    blob_at, q = q, q + (blob + 7) // 8 * 8
+    orders_at, q = q, q + _BIN_ORDER_ROW * n_o
+    gone_at, q = q, q + 8 * n_g
+    tok_at, q = q, q + 24 * n_tok
+    if q != len(mv):
+        raise FlopexError(f"binary gateway note {gw}: {len(mv)} bytes, its header describes {q}")
+    note: dict[str, Any] = {"gw": gw, "nr": nr, "ts": ts}
+    if n_msgs:
+        note["MS"] = bytes(mv[rows_at : rows_at + 2 * n_msgs])
+        note["M"] = bytes(mv[blob_at : blob_at + blob])
+    if n_o:
+        note["O"] = bytes(mv[orders_at:gone_at])
+    if n_g:
+        note["x"] = np.frombuffer(mv[gone_at:tok_at], "<i8").tolist()
+    if n_tok:
+        note["T"] = np.frombuffer(mv[tok_at:q], "<i8").reshape(-1, 3).tolist()
+    return note
+
+
 def decode_gateway_note(payload: bytes | memoryview) -> dict[str, Any] | None:
-    """The gateway note in a NOTE payload, or None for other note kinds."""
+    """The gateway note in a NOTE payload (msgpack or binary, see
+    :func:`decode_binary_note`), or None for other note kinds."""
+    if bytes(payload[:8]) == BIN_NOTE_MAGIC:
+        return decode_binary_note(payload)
     try:
         doc = msgspec.msgpack.decode(payload)
     except msgspec.DecodeError:
@@ -709,6 +791,16 @@ class GatewayJournal:
             journal.note(encode_gateway_note(note))
         journal.commit()
         self._since_snapshot += len(rows)
+        if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
+            self.snapshot_due = True
+
+    def commit_frames(self, frames: Any, n_cmds: int, gseq: int | None) -> None:
+        """:meth:`commit` for a batch whose records the compiled core framed (commands and
+        binary note ``gseq``, or no note: None); ``on_batch`` was not called for it."""
+        if gseq is not None:
+            self.gseq = gseq
+        self.journal.write_frames(frames, n_cmds)
+        self._since_snapshot += n_cmds
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             self.snapshot_due = True
 

@@ -263,12 +263,25 @@ class CoreGateway(Gateway):
         self._note_ep: Any = None
         self._stamp_ep: Any = None
         #: every packet appended to a session store since the last journal note, in order
-        #: (``(session row as int16 bytes, packets)``), and the session rows whose token or
-        #: status flag may have changed: what the next note records
+        #: (``(session row as int16 bytes, packets)``): what the next note records; the
+        #: chunk the last ``_deliver`` logged, with its size in ``OUT``
         self._jlog: list[tuple[bytes, bytes]] = []
-        self._jsess: set[int] = set()
+        self._out_chunk: tuple[bytes, bytes] | None = None
+        self._out_end = self._out_n = 0
+        #: per session row: whether its initial Trading Status went out, and the last
+        #: token and that flag as the journal last recorded them (a note lists the rows
+        #: that differ)
+        self.SSENT = np.zeros(n_sess, np.int64)
+        self.JTOK = np.zeros(n_sess, np.int64)
+        self.JSS = np.zeros(n_sess, np.int64)
+        #: journal notes name sessions by row; the first note this process writes (a
+        #: msgpack one) carries the names, and binary notes may follow it
+        self._names_journaled = False
         self.NOTE = np.empty((2 * batch, K.NF), np.int64)
         self.GONE = np.empty(2 * batch, np.int64)
+        self.CMD8 = self.CMDS.view(np.uint8)
+        self.JB = np.empty(K.journal_room(batch, 4 * batch, 0, 2 * batch, n_sess), np.uint8)
+        self._journal_ep: Any = None
         #: session names by table row (journal notes name order sessions by row)
         self._session_names = [
             name for name, _ in sorted(self.tables.sessions.items(), key=lambda kv: kv[1])
@@ -292,7 +305,7 @@ class CoreGateway(Gateway):
 
     def send_initial_status(self, s: Session) -> None:
         super().send_initial_status(s)
-        self._jsess.add(self.tables.sessions[s.name])
+        self.SSENT[self.tables.sessions[s.name]] = 1
 
     def session_at(self, row: int) -> Session:
         """The session of table row ``row`` (created on first use, as a login would)."""
@@ -311,7 +324,6 @@ class CoreGateway(Gateway):
             return False
         SESS[row, K.S_LAST_TOKEN] = token
         s.last_token = token
-        self._jsess.add(row)
         return True
 
     def row_of_ref(self, ref: int) -> int:
@@ -369,8 +381,6 @@ class CoreGateway(Gateway):
             args = self._decode_args(buf, MSG, j, n_msg, resumed)
             dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
             nxt, self._n_be, self._n_cmd, st = dec(*args)
-            if nxt > j:  # the senders' tokens may have moved: the batch's note says
-                self._jsess.update(MSG[j:nxt, 0].tolist())
             if t.G[K.G_GTD_NEW]:
                 for expire, ref in self.GTDB[: t.G[K.G_GTD_NEW]].tolist():
                     heapq.heappush(self._gtd, (expire, ref))
@@ -411,6 +421,7 @@ class CoreGateway(Gateway):
         self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
         self._entry("_apply_ep", K.apply_events, self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0))
         self._entry("_note_ep", K.note_orders, self._note_args(self.CMDS[:0], _NO_EVENTS))
+        self._entry("_journal_ep", K.journal_batch, self._journal_args(_NO_EVENTS, 0, 0, 0, 0))
         i64, tables = typeof(0), (typeof(t.INST), typeof(t.ACCT), typeof(t.EXP), typeof(t.G))
         K.risk_check.compile((*tables, *[i64] * 8, typeof(True)))
         K._working.compile((typeof(t.EXP), typeof(t.G), typeof(t.INST), typeof(t.ORD), i64, i64))
@@ -444,6 +455,14 @@ class CoreGateway(Gateway):
         return (
             rows, len(rows), events, len(events), t.ORD, t.ACCT, t.INST, t.G, self.NOTE,
             self.GONE,
+        )  # fmt: skip
+
+    def _journal_args(self, ev: np.ndarray, n_cmd: int, seq: int, gw: int, ts: int) -> tuple:
+        t = self.tables
+        return (
+            self.CMD8, self.CMDS, n_cmd, seq, ev, len(ev), t.ORD, t.ACCT, t.INST, t.G,
+            self.NOTE, self.GONE, self.OUT, self._out_end, self.OUTIDX, self._out_n, t.SESS,
+            self.SSENT, self.JTOK, self.JSS, gw, ts, self.JB,
         )  # fmt: skip
 
     def _entry(self, attr: str, fn: Any, args: tuple) -> Any:
@@ -673,12 +692,23 @@ class CoreGateway(Gateway):
         base = seq.reserve(n_be)
         cmds = self.CMDS[:n_cmd]
         ev = _NO_EVENTS
+        d = self.durable
+        # the core frames the journal records itself when the journal is the only listener
+        # (and this process's session names are journaled): see _commit_binary
+        binary = (
+            d is not None
+            and self._names_journaled
+            and len(seq.journal) == 1
+            and seq.journal[0] == d.on_batch
+            and not d.journal._pending
+        )
         if n_cmd:
             args = (self.CMDS, n_cmd, base)
             (self._stamp_ep or self._entry("_stamp_ep", K.stamp, args))(*args)
             seq.commands += n_cmd
-            for listener in seq.journal:
-                listener(cmds)
+            if not binary:
+                for listener in seq.journal:
+                    listener(cmds)
             ev = seq.engine.process(cmds)
             seq.events += len(ev)
             if seq.event_listeners:
@@ -686,12 +716,23 @@ class CoreGateway(Gateway):
             if ev.flags.writeable:  # one compiled specialization: read-only events
                 ev = ev.view()
                 ev.setflags(write=False)
+        self._out_chunk = None
+        self._out_end = self._out_n = 0
         self._apply(ev, base, n_be, ctx)
-        if self.durable is not None:
-            self.durable.commit(cmds, ev)  # journaled (and fsynced) before any reply
+        if d is not None:  # journaled (and fsynced) before any reply
+            jlog = self._jlog
+            if (
+                binary
+                and (not jlog or (len(jlog) == 1 and jlog[0] is self._out_chunk))
+                and not self._flags_changed()
+            ):
+                self._commit_binary(d, cmds, ev)
+            else:
+                if binary and n_cmd:
+                    d.on_batch(cmds)
+                d.commit(cmds, ev)
         else:
             self._jlog.clear()
-            self._jsess.clear()
         if self._dirty:
             dirty, self._dirty = self._dirty, set()
             for conn in dirty:
@@ -733,7 +774,9 @@ class CoreGateway(Gateway):
                 if sess is None:
                     sess = self.session_at(s)
                 append(sess, raw[o : o + ln])
-            self._jlog.append((self.OUTIDX[:n_out, 0].astype("<i2").tobytes(), raw))
+            chunk = self._out_chunk = (self.OUTIDX[:n_out, 0].astype("<i2").tobytes(), raw)
+            self._jlog.append(chunk)
+            self._out_end, self._out_n = end, n_out
         if n_tr and self.tradelog is not None:
             names = self.account_names
             fill = self.tradelog.fill
@@ -814,6 +857,39 @@ class CoreGateway(Gateway):
         return super().expire_due(now_ns)
 
     # --- durability ------------------------------------------------------------------
+    def _flags_changed(self) -> bool:
+        """Whether the next note must carry a rare flag (``Gateway._note_flags``)."""
+        blocked = self.risk.blocked
+        return bool(
+            self._status_changed
+            or self.closed != self._j_closed
+            or ((blocked or self._j_blocked) and blocked != self._j_blocked)
+        )
+
+    def _note_room(self, need: int) -> None:
+        if len(self.NOTE) < need:
+            self.NOTE = np.empty((2 * need, K.NF), np.int64)
+            self.GONE = np.empty(2 * need, np.int64)
+
+    def _commit_binary(self, d: Any, cmds: np.ndarray, ev: np.ndarray) -> None:
+        """Journal the batch as records the core frames (``K.journal_batch``): its commands
+        and a binary note with the replies (still in ``OUT``), the orders it touched and
+        the sessions whose token changed; one ``write`` (+ ``fsync``). For a batch whose
+        replies all came from one ``apply_events`` pass and that changed no rare flag; the
+        others take :meth:`journal_delta`'s msgpack note. O(batch bytes + sessions)."""
+        n_cmd = len(cmds)
+        if not len(ev):
+            ev = _NO_EVENTS
+        self._note_room(n_cmd + len(ev))
+        need = K.journal_room(n_cmd, len(ev), self._out_end, self._out_n, len(self.JTOK))
+        if len(self.JB) < need:
+            self.JB = np.empty(2 * need, np.uint8)
+        gw = d.gseq + 1
+        args = self._journal_args(ev, n_cmd, d.journal.next_seq, gw, self.sequencer.last_ts)
+        n, noted = (self._journal_ep or self._entry("_journal_ep", K.journal_batch, args))(*args)
+        self._jlog.clear()
+        d.commit_frames(self.JB[:n], n_cmd, gw if noted else None)
+
     def journal_delta(self, rows: Any, events: Any) -> dict | None:
         """What this batch changed in the gateway's own state, for the journal note (the
         Python gateway's format: see ``Gateway.journal_delta``). ``rows`` is the batch's
@@ -827,30 +903,30 @@ class CoreGateway(Gateway):
             else:
                 note["MS"] = b"".join([r for r, _ in jlog])
                 note["M"] = b"".join([d for _, d in jlog])
-            note["N"] = self._session_names
             jlog.clear()
-        if self._jsess:
-            SESS, by_row, names = t.SESS, self._by_row, self._session_names
+        SESS, SSENT = t.SESS, self.SSENT
+        changed = np.flatnonzero((SESS[:, K.S_LAST_TOKEN] != self.JTOK) | (SSENT != self.JSS))
+        if len(changed):  # sessions whose token or status flag moved since the last note
+            names = self._session_names
             note["t"] = {
-                names[r]: [int(SESS[r, K.S_LAST_TOKEN]), by_row[r].status_sent]  # type: ignore[union-attr]
-                for r in self._jsess
-                if by_row[r] is not None
+                names[r]: [int(SESS[r, K.S_LAST_TOKEN]), bool(SSENT[r])] for r in changed.tolist()
             }
-            self._jsess.clear()
+            self.JTOK[changed] = SESS[changed, K.S_LAST_TOKEN]
+            self.JSS[changed] = SSENT[changed]
         need = len(rows) + len(events)
         if need:
-            if len(self.NOTE) < need:
-                self.NOTE = np.empty((2 * need, K.NF), np.int64)
-                self.GONE = np.empty(2 * need, np.int64)
+            self._note_room(need)
             if not len(events):
                 events = _NO_EVENTS
             args = self._note_args(rows, events)
             n, g = (self._note_ep or self._entry("_note_ep", K.note_orders, args))(*args)
             if n:  # order rows as packed int64 (GatewayImage.apply reads them)
                 note["O"] = self.NOTE[:n].tobytes()
-                note["N"] = self._session_names
             if g:
                 note["x"] = self.GONE[:g].tolist()
+        if not self._names_journaled:  # notes name sessions by row: the first one says how
+            note["N"] = self._session_names
+            self._names_journaled = True
         return self._note_flags(note, int(t.G[K.G_NEXT_SERIAL]))
 
     def export_state(self) -> dict[str, Any]:
@@ -860,6 +936,7 @@ class CoreGateway(Gateway):
             s.last_token = int(SESS[names[s.name], K.S_LAST_TOKEN])
         state = super().export_state()
         state["nr"] = int(self.tables.G[K.G_NEXT_SERIAL])
+        state["N"] = self._session_names  # the rows the journal notes after it name
         return state
 
     def _export_orders(self) -> list[tuple]:
@@ -899,6 +976,7 @@ class CoreGateway(Gateway):
             s = self.session_for(login)
             s.restore(next_seq, frames, tok, ss)
             t.SESS[t.sessions[name], K.S_LAST_TOKEN] = tok
+            self.SSENT[t.sessions[name]] = int(ss)
         self._gtd = []
         rows = sorted(image.orders.values(), key=lambda row: row[0])
         need = max([row[0] & _MASK for row in rows], default=0) + 1
@@ -960,6 +1038,8 @@ class CoreGateway(Gateway):
         for aid in image.blocked:
             self.risk.set_blocked(aid, True)  # type: ignore[attr-defined]
         self._restore_flags(image)
+        self.JTOK[:] = t.SESS[:, K.S_LAST_TOKEN]  # as the recovered journal has them
+        self.JSS[:] = self.SSENT
 
     @property  # type: ignore[override]
     def closed(self) -> bool:

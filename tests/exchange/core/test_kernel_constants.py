@@ -86,3 +86,13 @@ def test_engine_enums_match() -> None:
     )  # fmt: skip
     assert (K.ENG_BUY, K.ENG_SELL) == (Side.BUY, Side.SELL)
     assert K.FLAG_POST_ONLY == FLAG_POST_ONLY
+
+
+def test_journal_framing_constants_match_the_journal() -> None:
+    from exchange import journal as J
+
+    assert K.J_MAGIC == J.RECORD_MAGIC and J.RECORD_HEADER.size == K.J_HEAD
+    assert (K.J_COMMANDS, K.J_NOTE) == (J.RecordType.COMMANDS, J.RecordType.NOTE)
+    assert K.J_COMMIT_END == J.FLAG_COMMIT_END and K.J_CMD_SIZE == J.CMD_SIZE
+    assert K.BIN_NOTE_MAGIC.to_bytes(8, "little") == J.BIN_NOTE_MAGIC
+    assert J._BIN_NOTE_HEAD.size == K.BN_WORDS * 8 and K.NF * 8 == J._BIN_ORDER_ROW

@@ -23,7 +23,14 @@ from exchange.cli_journal import regenerate_tradelog
 from exchange.datadir import DataDir
 from exchange.engine.book import MatchingEngine
 from exchange.gateway import Gateway
-from exchange.journal import GatewayJournal, Journal, SyncPolicy
+from exchange.journal import (
+    BIN_NOTE_MAGIC,
+    GatewayJournal,
+    Journal,
+    RecordType,
+    SyncPolicy,
+    decode_gateway_note,
+)
 from exchange.protocol import messages as m
 from exchange.venue import build_gateway, engine_configs, recover_venue
 from tests.exchange.gateway.conftest import ACCESS, H100Z26, TRADE_DATE
@@ -100,7 +107,17 @@ def test_a_recovered_gateway_equals_the_one_that_never_stopped_long(ops) -> None
     _recovered_equals_live(ops)
 
 
-def _recovered_equals_live(ops: list) -> None:
+def test_recovery_reads_the_cores_binary_notes() -> None:
+    # batches of 0, 1, 2 and 3 commands: the core frames them with binary notes (their
+    # padding depends on where the note starts), a kill switch takes the msgpack path
+    a, b = ("enter", "alice", "S", 2798, 1, "0"), ("enter", "bob", "B", 2797, 1, "0")
+    ops = [a, ("flush",), a, b, ("flush",), a, a, b, ("flush",), ("resend", "alice"),
+           ("flush",), ("cancel", "alice", 0), ("flush",), ("kill",), ("flush",), b]  # fmt: skip
+    notes = _recovered_equals_live(ops)
+    assert notes["binary"] >= 4 and notes["msgpack"] >= 2
+
+
+def _recovered_equals_live(ops: list) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         # Arrange: a journaled gateway, two logged-in sessions and an admin
         root = Path(tmp)
@@ -160,6 +177,11 @@ def _recovered_equals_live(ops: list) -> None:
         assert _state(back) == live
         tl = (root / "tradelog" / f"{TRADE_DATE.isoformat()}.csv").read_bytes()
         assert tl == regenerate_tradelog(root, TRADE_DATE)
+        notes = {"binary": 0, "msgpack": 0}
+        for rec in Journal(DataDir.open(root).journal_dir, read_only=True).records(1):
+            if rec.rtype == RecordType.NOTE and decode_gateway_note(rec.payload) is not None:
+                notes["binary" if bytes(rec.payload[:8]) == BIN_NOTE_MAGIC else "msgpack"] += 1
+        return notes
 
 
 def test_a_background_snapshot_holds_the_state_when_it_was_taken(tmp_path: Path) -> None:
