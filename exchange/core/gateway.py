@@ -56,6 +56,8 @@ log = logging.getLogger("flopex.gateway")
 _MAX_REPLY = K.LEN_ACCEPTED  # the longest packet apply_events writes
 _NO_EVENTS = np.zeros(0, dtype=EVENT_DTYPE)
 _NO_EVENTS.setflags(write=False)
+#: the log entry of replies still in the core's OUT buffer (see ``CoreGateway._jlog``)
+_OUT_PENDING = (b"", b"")
 _E_REPLACED = int(EventType.REPLACED)
 _E_STATUS = int(EventType.STATUS)
 _E_DONE = int(EventType.MASS_CANCEL_DONE)
@@ -74,6 +76,7 @@ class CoreSession(Session):
         super().__init__(login, replay_limit)
         self.jlog: list[tuple[bytes, bytes]] | None = None
         self.jrow = b""
+        self.row = -1  # the session's row in the core's tables
 
     def track(self, touched: list[Session]) -> None:
         """Journaling goes through the gateway's log (see the class docstring)."""
@@ -263,10 +266,12 @@ class CoreGateway(Gateway):
         self._note_ep: Any = None
         self._stamp_ep: Any = None
         #: every packet appended to a session store since the last journal note, in order
-        #: (``(session row as int16 bytes, packets)``): what the next note records; the
-        #: chunk the last ``_deliver`` logged, with its size in ``OUT``
+        #: (``(session row as int16 bytes, packets)``): what the next note records. The
+        #: last ``_deliver``'s chunk is logged as ``_OUT_PENDING`` while ``OUT`` and
+        #: ``OUTIDX`` still hold it (``_out_raw``, ``_out_end`` bytes, ``_out_n``
+        #: packets): a binary note reads it from there, :meth:`_log_out` makes it a chunk
         self._jlog: list[tuple[bytes, bytes]] = []
-        self._out_chunk: tuple[bytes, bytes] | None = None
+        self._out_raw = b""
         self._out_end = self._out_n = 0
         #: per session row: whether its initial Trading Status went out, and the last
         #: token and that flag as the journal last recorded them (a note lists the rows
@@ -299,7 +304,7 @@ class CoreGateway(Gateway):
         row = self.tables.sessions[s.name]
         self._by_row[row] = s
         assert isinstance(s, CoreSession)
-        s.jlog, s.jrow = self._jlog, struct.pack("<h", row)
+        s.jlog, s.jrow, s.row = self._jlog, struct.pack("<h", row), row
         s.orders = _Orders(self, row)  # type: ignore[assignment]
         s.last_token = int(self.tables.SESS[row, K.S_LAST_TOKEN])
 
@@ -336,7 +341,7 @@ class CoreGateway(Gateway):
     def on_message(self, s: Session, data: bytes) -> None:
         """Queue one inbound application message of ``s`` for the batch (never raises).
         O(1); decoded at the flush, in arrival order with everything else queued."""
-        self._rows.extend((self.tables.sessions[s.name], self._pos, len(data), self.mono_clock()))
+        self._rows.extend((s.row, self._pos, len(data), self.mono_clock()))  # type: ignore[attr-defined]
         self._payloads.append(data)
         self._pos += len(data)
         self._schedule_flush()
@@ -716,14 +721,13 @@ class CoreGateway(Gateway):
             if ev.flags.writeable:  # one compiled specialization: read-only events
                 ev = ev.view()
                 ev.setflags(write=False)
-        self._out_chunk = None
         self._out_end = self._out_n = 0
         self._apply(ev, base, n_be, ctx)
         if d is not None:  # journaled (and fsynced) before any reply
             jlog = self._jlog
             if (
                 binary
-                and (not jlog or (len(jlog) == 1 and jlog[0] is self._out_chunk))
+                and (not jlog or (len(jlog) == 1 and jlog[0] is _OUT_PENDING))
                 and not self._flags_changed()
             ):
                 self._commit_binary(d, cmds, ev)
@@ -756,6 +760,7 @@ class CoreGateway(Gateway):
             self._deliver(end, n_out, n_tr)
             if st == K.AP_DONE:
                 return
+            self._log_out()  # the next pass writes OUT again
             if st == K.AP_ENTRY:  # a reply only Python builds
                 s, build = ctx[li]
                 s.append(build(base + li))
@@ -774,14 +779,21 @@ class CoreGateway(Gateway):
                 if sess is None:
                     sess = self.session_at(s)
                 append(sess, raw[o : o + ln])
-            chunk = self._out_chunk = (self.OUTIDX[:n_out, 0].astype("<i2").tobytes(), raw)
-            self._jlog.append(chunk)
-            self._out_end, self._out_n = end, n_out
+            self._jlog.append(_OUT_PENDING)  # rows read from OUTIDX when needed
+            self._out_raw, self._out_end, self._out_n = raw, end, n_out
         if n_tr and self.tradelog is not None:
             names = self.account_names
             fill = self.tradelog.fill
             for ts, match, iid, aid, side, px, qty, aggr in self.TR[:n_tr].tolist():
                 fill(ts, match, iid, names[aid], side == K.W_BUY, px, qty, bool(aggr))
+
+    def _log_out(self) -> None:
+        """Make the last ``_deliver``'s pending log entry a chunk (OUTIDX still holds its
+        session rows)."""
+        jlog = self._jlog
+        if jlog and jlog[-1] is _OUT_PENDING:
+            rows = self.OUTIDX[: self._out_n, 0].astype("<i2").tobytes()
+            jlog[-1] = (rows, self._out_raw)
 
     def _on_py_event(self, ev: np.void, k: int, ctx: dict[int, Any]) -> None:
         """The rare events: a replace's outcome (or its reject), a status change, the done
@@ -880,13 +892,15 @@ class CoreGateway(Gateway):
         n_cmd = len(cmds)
         if not len(ev):
             ev = _NO_EVENTS
-        self._note_room(n_cmd + len(ev))
-        need = K.journal_room(n_cmd, len(ev), self._out_end, self._out_n, len(self.JTOK))
-        if len(self.JB) < need:
-            self.JB = np.empty(2 * need, np.uint8)
         gw = d.gseq + 1
-        args = self._journal_args(ev, n_cmd, d.journal.next_seq, gw, self.sequencer.last_ts)
-        n, noted = (self._journal_ep or self._entry("_journal_ep", K.journal_batch, args))(*args)
+        while True:
+            args = self._journal_args(ev, n_cmd, d.journal.next_seq, gw, self.sequencer.last_ts)
+            ep = self._journal_ep or self._entry("_journal_ep", K.journal_batch, args)
+            n, noted = ep(*args)
+            if n >= 0:
+                break
+            self.JB = np.empty(-2 * n, np.uint8)  # no room: nothing was written
+            self._note_room(n_cmd + len(ev))
         self._jlog.clear()
         d.commit_frames(self.JB[:n], n_cmd, gw if noted else None)
 
@@ -896,6 +910,7 @@ class CoreGateway(Gateway):
         command array. O(batch)."""
         note: dict[str, Any] = {}
         t = self.tables
+        self._log_out()
         jlog = self._jlog
         if jlog:  # every packet stored since the last note, in order, one blob
             if len(jlog) == 1:

@@ -913,8 +913,13 @@ def journal_batch(
     (:func:`note_orders`), the sessions whose last token or status flag changed since
     the last note (``JTOK``/``JSS``, updated here), the order-reference counter and the
     clock — the last record flagged as the commit's end. No note if the batch changed
-    none of those (as ``Gateway.journal_delta`` returns None). ``JB`` must hold
-    ``journal_room`` bytes. Returns ``(bytes, noted)``. O(bytes + sessions)."""
+    none of those (as ``Gateway.journal_delta`` returns None). Returns ``(bytes,
+    noted)``, or ``(-bytes needed, False)`` having done nothing if ``JB`` is smaller than
+    :func:`journal_room` or ``NOTE``/``GONE`` have fewer than ``n_cmd + n_ev`` rows.
+    O(bytes + sessions)."""
+    need = journal_room(n_cmd, n_ev, end, n_out, SESS.shape[0])
+    if JB.shape[0] < need or NOTE.shape[0] < n_cmd + n_ev or GONE.shape[0] < n_cmd + n_ev:
+        return -need, False
     n_o, n_g = note_orders(CMDS, n_cmd, EV, n_ev, ORD, ACCT, INST, G, NOTE, GONE)
     n_tok = 0
     for r in range(SESS.shape[0]):
@@ -960,7 +965,8 @@ def journal_batch(
     return _record(JB, p, J_NOTE, J_COMMIT_END, q - q0, seq + n_cmd), True
 
 
-def journal_room(n_cmd: int, n_ev: int, end: int, n_out: int, n_sess: int) -> int:
+@njit(**JIT)
+def journal_room(n_cmd, n_ev, end, n_out, n_sess):
     """Bytes :func:`journal_batch` may write for a batch of these sizes (an upper bound)."""
     rows = n_cmd + n_ev
     return (
