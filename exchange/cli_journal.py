@@ -322,19 +322,28 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _describe_gateway_note(payload: memoryview) -> str:
     """One line for a gateway note: its number, messages per session, orders touched."""
+    from collections import Counter
+
     from exchange.gateway import split_frames
-    from exchange.journal import decode_gateway_note
+    from exchange.journal import BIN_NOTE_MAGIC, decode_gateway_note
 
     gn = decode_gateway_note(payload)
     if gn is None:
         return f"{len(payload)} bytes"
-    parts = [f"gateway note {gn['gw']}"]
+    binary = bytes(payload[:8]) == BIN_NOTE_MAGIC
+    parts = [f"gateway note {gn['gw']}" + (" (binary)" if binary else "")]
     msgs = gn.get("m", {})
     if msgs:
         per = ", ".join(f"{name} {len(split_frames(blob))}" for name, blob in msgs.items())
         parts.append(f"messages: {per}")
-    if gn.get("o") or gn.get("x"):
-        parts.append(f"orders: {len(gn.get('o', ()))} updated, {len(gn.get('x', ()))} done")
+    if "MS" in gn:  # the compiled core's: sessions by table row
+        rows = Counter(np.frombuffer(gn["MS"], "<i2").tolist())
+        names = gn.get("N")
+        per = ", ".join(f"{names[r] if names else f'row {r}'} {k}" for r, k in sorted(rows.items()))
+        parts.append(f"messages: {per}")
+    updated = len(gn.get("o", ())) + len(gn.get("O", b"")) // 96
+    if updated or gn.get("x"):
+        parts.append(f"orders: {updated} updated, {len(gn.get('x', ()))} done")
     for key, what in (("b", "blocked accounts"), ("c", "closed"), ("st", "instrument states")):
         if key in gn:
             parts.append(f"{what} changed")

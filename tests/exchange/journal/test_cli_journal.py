@@ -193,3 +193,46 @@ def test_inspect_describes_gateway_notes(
     # Assert
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.endswith("gateway note 7; messages: ALICE 2; orders: 0 updated, 1 done")
+
+
+def test_inspect_describes_binary_gateway_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Arrange: a binary note as the compiled core writes it: three packets for session
+    # rows 1, 1, 0, one order row, one gone ref, one token row
+    import struct
+
+    from exchange.journal import BIN_NOTE_MAGIC, decode_gateway_note
+    from exchange.protocol.soupbintcp import sequenced
+
+    root = _data_dir(tmp_path, n=2)
+    j = Journal(DataDir.open(root).journal_dir, SyncPolicy("off"))
+    pkts = sequenced(b"H" + b"\0" * 13) * 3
+    pad = lambda b: b + bytes(-len(b) % 8)  # noqa: E731
+    note = (
+        BIN_NOTE_MAGIC + struct.pack("<8q", 9, 5, 123, 3, len(pkts), 1, 1, 1)
+        + pad(struct.pack("<3h", 1, 1, 0)) + pad(pkts) + struct.pack("<12q", *range(12))
+        + struct.pack("<q", 77) + struct.pack("<3q", 1, 40, 1)
+    )  # fmt: skip
+    j.note(note)
+    j.close()
+    gn = decode_gateway_note(note)
+    assert gn is not None and gn["x"] == [77] and gn["T"] == [[1, 40, 1]] and gn["nr"] == 5
+    # Act
+    assert main(["journal", "inspect", "--data-dir", str(root)]) == 0
+    # Assert
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.endswith(
+        "gateway note 9 (binary); messages: row 0 1, row 1 2; orders: 1 updated, 1 done"
+    )
+
+
+def test_a_malformed_binary_gateway_note_is_refused_by_name() -> None:
+    import struct
+
+    from contracts.errors import FlopexError
+    from exchange.journal import BIN_NOTE_MAGIC, decode_gateway_note
+
+    note = BIN_NOTE_MAGIC + struct.pack("<8q", 4, 1, 0, 1, 0, 0, 0, 0)  # says 1 packet row
+    with pytest.raises(FlopexError, match="binary gateway note 4: 72 bytes, its header"):
+        decode_gateway_note(note)
