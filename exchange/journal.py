@@ -473,8 +473,6 @@ class Journal:
         Returns the last sequence number written. When this returns, the commands are in
         the OS (safe from a process crash) and, under ``batch``, on disk."""
         if self._pending:
-            if self._fd is None or self._seg_size + self._pending_bytes > self.segment_bytes:
-                self._open_segment(self._pending_first)
             pending = self._pending
             last = len(pending) - 1
             parts: list[bytes] = []
@@ -482,23 +480,10 @@ class Journal:
             for i, (t, q, p) in enumerate(pending):  # encode_record, one join for all
                 head = pack(RECORD_MAGIC, t, FLAG_COMMIT_END if i == last else 0, len(p), q)
                 parts += (head, _CRC.pack(crc32(p, crc32(head))), p)
-            buf = b"".join(parts)
             self._pending = []
-            self._pending_bytes = 0
-            assert self._fd is not None
-            view = memoryview(buf)
-            while view:  # one write unless it comes back short
-                k = os.write(self._fd, view)
-                view = view[k:]
-            self._seg_size += len(buf)
-            self.unsynced = True
-            self.committed_seq = self.next_seq - 1
+            self._write_group(b"".join(parts), self._pending_first)
         if self.unsynced:
-            mode = self.policy.mode
-            if mode == "batch":
-                self.sync()
-            elif mode == "interval":
-                self.maybe_sync()
+            self._sync_per_policy()
         return self.committed_seq
 
     def write_frames(self, frames: Any, n_cmds: int) -> int:
@@ -510,28 +495,36 @@ class Journal:
             raise RuntimeError("journal opened read-only")
         if self._pending:
             raise RuntimeError("write_frames with records buffered: commit them first")
-        n = len(frames)
+        first = self.next_seq
+        self.next_seq = first + n_cmds
+        self._write_group(frames, first)
+        self._sync_per_policy()
+        return self.committed_seq
+
+    def _write_group(self, buf: Any, first_seq: int) -> None:
+        """Append one framed commit group (commands from ``first_seq`` up to ``next_seq``)
+        to the segment, opening or rolling one first: one ``write`` unless the kernel
+        takes less."""
+        n = len(buf)
         if self._fd is None or self._seg_size + n > self.segment_bytes:
-            self._pending_bytes = n
-            self._open_segment(self.next_seq)
-            self._pending_bytes = 0
+            self._pending_bytes = n  # what _open_segment must find room for
+            self._open_segment(first_seq)
+        self._pending_bytes = 0
         assert self._fd is not None
-        view = memoryview(frames)
-        k = os.write(self._fd, view)
-        while k < n:  # one write unless it comes back short
-            view = view[k:]
-            n -= k
+        view = memoryview(buf)
+        while view:
             k = os.write(self._fd, view)
-        self._seg_size += len(frames)
-        self.next_seq += n_cmds
+            view = view[k:]
+        self._seg_size += n
         self.unsynced = True
         self.committed_seq = self.next_seq - 1
+
+    def _sync_per_policy(self) -> None:
         mode = self.policy.mode
         if mode == "batch":
             self.sync()
         elif mode == "interval":
             self.maybe_sync()
-        return self.committed_seq
 
     def maybe_sync(self) -> bool:
         """fsync if the interval policy's time is up (call from a timer too). True if synced."""
