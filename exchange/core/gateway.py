@@ -2,16 +2,18 @@
 
 :class:`CoreGateway` is :class:`exchange.gateway.Gateway` with its order state — tokens,
 throttle buckets, orders, risk exposures — in the arrays of :mod:`exchange.core.tables`,
-and its per-message and per-event work in two numba kernels
+and its per-message and per-event work in numba kernels
 (:mod:`exchange.core.kernel`). Inbound messages queue up (``on_message``) and are decoded
 in arrival order at the batch's flush: Enter Order and Cancel Order entirely in compiled
 code; Replace, Mass Cancel, the kill switch, Close Day and every malformed message in
 Python over the same arrays, in their place. The events of a batch are applied in compiled
 code too (accepts, fills, cancels, rejects, stop triggers, every reply framed), handing
 back to Python only for the rare ones (a replace's outcome, a status change, the done of
-a sweep). Everything else — logins, sessions and their replay stores, the journal and its
-notes, snapshots and recovery, the close, the trade log, market data — is the Python
-gateway's own code, inherited.
+a sweep). The batch's journal records (its commands and a binary gateway note) are framed
+by a third kernel and written with one ``write`` (``_commit_binary``); batches with
+replies Python built keep the msgpack note (``journal_delta``). Everything else — logins,
+sessions and their replay stores, snapshots and recovery, the close, the trade log,
+market data — is the Python gateway's own code, inherited.
 
 ``exchange.gateway.Gateway`` stays as the readable reference: ``tests/exchange/core``
 drives both with the same random message streams and requires the same bytes on every

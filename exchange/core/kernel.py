@@ -1,7 +1,7 @@
 """The order-entry core's compiled kernels: inbound messages -> engine commands, and engine
 events -> framed session replies, over the array tables of :mod:`exchange.core.tables`.
 
-Two calls per batch (see :class:`exchange.core.driver.CoreGateway`):
+Three calls per batch (see :class:`exchange.core.gateway.CoreGateway`):
 
 * :func:`decode_batch` — throttle, decode, field checks, pre-trade risk (reserving
   quantity), token checks and the order table, for Enter Order and Cancel Order, in the
@@ -14,6 +14,9 @@ Two calls per batch (see :class:`exchange.core.driver.CoreGateway`):
   table and the risk exposures (fills, cancels, rejects) and writes every reply as a
   framed Sequenced Data packet into ``OUT`` (``OUTIDX`` rows: session, offset, length),
   gateway rejects interleaved in arrival order, each stamped ``base + entry``.
+* :func:`journal_batch` — the batch's journal commit group, framed as
+  ``exchange.journal`` frames records (zlib's CRC-32, slice-by-8): its commands and a
+  binary gateway note (``exchange.journal.decode_binary_note`` gives the layout).
 
 Every constant the kernels compare against is written out here, not imported: numba's
 cache checks only this file, so a constant read from another module would stay frozen in
