@@ -60,6 +60,8 @@ _NO_EVENTS = np.zeros(0, dtype=EVENT_DTYPE)
 _NO_EVENTS.setflags(write=False)
 #: the log entry of replies still in the core's OUT buffer (see ``CoreGateway._jlog``)
 _OUT_PENDING = (b"", b"")
+#: ``apply_journal``'s journal arguments when it must not frame the journal
+_NO_JOURNAL = (0, 0, 0, 0, 0)
 _E_REPLACED = int(EventType.REPLACED)
 _E_STATUS = int(EventType.STATUS)
 _E_DONE = int(EventType.MASS_CANCEL_DONE)
@@ -426,7 +428,8 @@ class CoreGateway(Gateway):
         MSG = np.frombuffer(array("q", [0, 0, 0, 0]), np.int64).reshape(-1, 4)
         self._entry("_decode_ep", K.decode_batch, self._decode_args(buf, MSG, 0, 0, False))
         self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
-        self._entry("_apply_ep", K.apply_events, self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0))
+        args = self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0, *_NO_JOURNAL)
+        self._entry("_apply_ep", K.apply_journal, args)
         self._entry("_note_ep", K.note_orders, self._note_args(self.CMDS[:0], _NO_EVENTS))
         self._entry("_journal_ep", K.journal_batch, self._journal_args(_NO_EVENTS, 0, 0, 0, 0))
         i64, tables = typeof(0), (typeof(t.INST), typeof(t.ACCT), typeof(t.EXP), typeof(t.G))
@@ -449,12 +452,15 @@ class CoreGateway(Gateway):
         )  # fmt: skip
 
     def _apply_args(
-        self, ev: np.ndarray, buf: np.ndarray, e: int, li: int, base: int, n_be: int
-    ) -> tuple:
+        self, ev: np.ndarray, buf: np.ndarray, e: int, li: int, base: int, n_be: int,
+        journal: int, n_cmd: int, seq: int, gw: int, ts: int,
+    ) -> tuple:  # fmt: skip
         t = self.tables
         return (
             ev, e, len(ev), li, base, buf, self.BE, n_be, t.SESS, t.ACCT, t.INST, t.EXP,
-            t.ORD, t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR,
+            t.ORD, t.TOKH, t.G, t.MAPS, self.CNT, self.OUT, self.OUTIDX, self.TR, journal,
+            self.CMD8, self.CMDS, n_cmd, seq, self.NOTE, self.GONE, self.SSENT, self.JTOK,
+            self.JSS, gw, ts, self.JB,
         )  # fmt: skip
 
     def _note_args(self, rows: np.ndarray, events: np.ndarray) -> tuple:
@@ -724,10 +730,13 @@ class CoreGateway(Gateway):
                 ev = ev.view()
                 ev.setflags(write=False)
         self._out_end = self._out_n = 0
-        self._apply(ev, base, n_be, ctx)
+        jn, noted = self._apply(ev, base, n_be, ctx, binary, n_cmd)
         if d is not None:  # journaled (and fsynced) before any reply
             jlog = self._jlog
-            if (
+            if jn >= 0:  # the core framed the records in the apply call (_commit_binary)
+                jlog.clear()
+                d.commit_frames(self.JB[:jn], n_cmd, d.gseq + 1 if noted else None)
+            elif (
                 binary
                 and (not jlog or (len(jlog) == 1 and jlog[0] is _OUT_PENDING))
                 and not self._flags_changed()
@@ -747,21 +756,31 @@ class CoreGateway(Gateway):
             self.tradelog.flush()
         seq.publish()
 
-    def _apply(self, ev: np.ndarray, base: int, n_be: int, ctx: dict[int, Any]) -> None:
-        """Apply the batch's events in compiled code, stopping for the rare ones."""
+    def _apply(
+        self, ev: np.ndarray, base: int, n_be: int, ctx: dict[int, Any], binary: bool, n_cmd: int
+    ) -> tuple[int, bool]:
+        """Apply the batch's events in compiled code, stopping for the rare ones. With
+        ``binary``, the last pass also frames the batch's journal records when every reply
+        is its own (see :meth:`_commit_binary`): returns their bytes in ``JB`` (-1: not
+        framed, below: no room) and whether they hold a note."""
         need = n_be + len(ev)
         if len(self.OUTIDX) < need:
             self.OUT = np.empty(_MAX_REPLY * 2 * need, np.uint8)
             self.OUTIDX = np.empty((2 * need, 3), np.int64)
             self.TR = np.empty((2 * need, K.TF), np.int64)
         e, li = 0, 0
+        d = self.durable
         while True:
-            args = self._apply_args(ev, self._buf, e, li, base, n_be)
-            apply = self._apply_ep or self._entry("_apply_ep", K.apply_events, args)
-            e, li, end, n_out, n_tr, st = apply(*args)
+            if binary and not self._jlog and not self._flags_changed():
+                j = (1, n_cmd, d.journal.next_seq, d.gseq + 1, self.sequencer.last_ts)
+            else:
+                j = _NO_JOURNAL
+            args = self._apply_args(ev, self._buf, e, li, base, n_be, *j)
+            apply = self._apply_ep or self._entry("_apply_ep", K.apply_journal, args)
+            e, li, end, n_out, n_tr, st, jn, noted = apply(*args)
             self._deliver(end, n_out, n_tr)
             if st == K.AP_DONE:
-                return
+                return jn, noted
             self._log_out()  # the next pass writes OUT again
             if st == K.AP_ENTRY:  # a reply only Python builds
                 s, build = ctx[li]

@@ -976,3 +976,28 @@ def journal_room(n_cmd, n_ev, end, n_out, n_sess):
         2 * J_HEAD + n_cmd * J_CMD_SIZE + 8 * (1 + BN_WORDS) + 2 * n_out + end + 16
         + rows * (8 * NF + 8) + n_sess * 24
     )  # fmt: skip
+
+
+@njit(**JIT)
+def apply_journal(
+    ev, e, n_ev, li, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS, CNT,
+    OUT, OUTIDX, TR, journal, CMD8, CMDS, n_cmd, seq, NOTE, GONE, SSENT, JTOK, JSS, gw, ts,
+    JB,
+):  # fmt: skip
+    """:func:`apply_events`, then, if ``journal`` and every event is applied, the batch's
+    journal records (:func:`journal_batch`) from the replies just written: one call where
+    the common batch needed two. Returns ``apply_events``'s six values, then the journal's
+    bytes (-1: not framed; below -1: ``-bytes needed``, nothing framed) and whether it
+    holds a note. O(events + journal bytes + sessions)."""
+    e, li, end, n_out, n_tr, st = apply_events(
+        ev, e, n_ev, li, base, buf, BE, n_be, SESS, ACCT, INST, EXP, ORD, TOKH, G, MAPS,
+        CNT, OUT, OUTIDX, TR,
+    )  # fmt: skip
+    jn = -1
+    noted = False
+    if journal and st == AP_DONE:
+        jn, noted = journal_batch(
+            CMD8, CMDS, n_cmd, seq, ev, n_ev, ORD, ACCT, INST, G, NOTE, GONE, OUT, end,
+            OUTIDX, n_out, SESS, SSENT, JTOK, JSS, gw, ts, JB,
+        )  # fmt: skip
+    return e, li, end, n_out, n_tr, st, jn, noted
