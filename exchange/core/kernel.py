@@ -17,6 +17,7 @@ Three calls per batch (see :class:`exchange.core.gateway.CoreGateway`):
 * :func:`journal_batch` — the batch's journal commit group, framed as
   ``exchange.journal`` frames records (zlib's CRC-32, slice-by-8): its commands and a
   binary gateway note (``exchange.journal.decode_binary_note`` gives the layout).
+  :func:`apply_journal` runs it right after :func:`apply_events` in the same call.
 
 Every constant the kernels compare against is written out here, not imported: numba's
 cache checks only this file, so a constant read from another module would stay frozen in
