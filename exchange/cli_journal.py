@@ -290,6 +290,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if j.torn_tail is not None:
         path, off, n = j.torn_tail
         out.write(f"# torn tail in {path} at byte offset {off}: {n} bytes (not shown)\n")
+    names: list = [None]  # the session names by row the last gateway note gave
     for rec in j.records(args.from_seq):
         if args.to_seq is not None and rec.seq > args.to_seq:
             break
@@ -299,7 +300,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 desc = (
                     f"trading day {note.trade_date}, {len(note.engine_configs)} instruments"
                     if note is not None
-                    else _describe_gateway_note(rec.payload)
+                    else _describe_gateway_note(rec.payload, names)
                 )
                 out.write(f"{'note':>10} at sequence {rec.seq}: {desc}\n")
             continue
@@ -320,8 +321,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_gateway_note(payload: memoryview) -> str:
-    """One line for a gateway note: its number, messages per session, orders touched."""
+def _describe_gateway_note(payload: memoryview, names: list | None = None) -> str:
+    """One line for a gateway note: its number, messages per session, orders touched.
+    ``names[0]``: the session names by table row from an earlier note (updated from this
+    one's ``N``)."""
     from collections import Counter
 
     from exchange.gateway import split_frames
@@ -330,6 +333,8 @@ def _describe_gateway_note(payload: memoryview) -> str:
     gn = decode_gateway_note(payload)
     if gn is None:
         return f"{len(payload)} bytes"
+    if names is not None and "N" in gn:
+        names[0] = gn["N"]
     binary = bytes(payload[:8]) == BIN_NOTE_MAGIC
     parts = [f"gateway note {gn['gw']}" + (" (binary)" if binary else "")]
     msgs = gn.get("m", {})
@@ -338,8 +343,9 @@ def _describe_gateway_note(payload: memoryview) -> str:
         parts.append(f"messages: {per}")
     if "MS" in gn:  # the compiled core's: sessions by table row
         rows = Counter(np.frombuffer(gn["MS"], "<i2").tolist())
-        names = gn.get("N")
-        per = ", ".join(f"{names[r] if names else f'row {r}'} {k}" for r, k in sorted(rows.items()))
+        by_row = gn.get("N") or (names[0] if names else None)
+        label = (lambda r: by_row[r]) if by_row else (lambda r: f"row {r}")
+        per = ", ".join(f"{label(r)} {k}" for r, k in sorted(rows.items()))
         parts.append(f"messages: {per}")
     updated = len(gn.get("o", ())) + len(gn.get("O", b"")) // 96
     if updated or gn.get("x"):
