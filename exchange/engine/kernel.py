@@ -1753,19 +1753,14 @@ def _resume(ne, P):
     return _triggers(ne, P, i, ts)
 
 
-@njit(**INLINE)
-def _command(ne, c, P):
-    """One command. Returns (events, paused)."""
+@njit(**JIT)
+def _other_command(ne, c, P):
+    """The rare commands (mass cancel, session end, expiry, status, reference, unknown),
+    out of line. Returns (events, paused)."""
     E = _E(P)
     INST = _INST(P)
     S = _S(P)
     t = c.cmd_type
-    if t == C_NEW:
-        return _new(ne, c, P)
-    if t == C_CANCEL:
-        return _cancel(ne, c, P), False
-    if t == C_REPLACE:
-        return _replace(ne, c, P)
     if t == C_MASS or t == C_SESSION or t == C_EXPIRE:
         iid = np.int64(c.instrument_id)
         if iid != 0 and _find_inst(INST, iid) < 0:
@@ -1810,6 +1805,19 @@ def _command(ne, c, P):
         )
         return _publish_iop(ne, P, i, c.timestamp), False
     return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
+
+
+@njit(**INLINE)
+def _command(ne, c, P):
+    """One command. Returns (events, paused)."""
+    t = c.cmd_type
+    if t == C_NEW:
+        return _new(ne, c, P)
+    if t == C_CANCEL:
+        return _cancel(ne, c, P), False
+    if _rare(t != C_REPLACE):
+        return _other_command(ne, c, P)
+    return _replace(ne, c, P)
 
 
 #: How many commands ahead ``process`` starts loading the order row a CANCEL / REPLACE
