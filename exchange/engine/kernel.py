@@ -452,6 +452,23 @@ def _store_event(typingctx, E, ne, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9):
     return sig, codegen
 
 
+@intrinsic
+def _rare(typingctx, cond):
+    """``cond``, hinted to LLVM as almost always false (``llvm.expect``): the branch it
+    decides is laid out off the hot path."""
+    if not isinstance(cond, types.Boolean):
+        raise TypingError("_rare takes a boolean")
+    sig = types.boolean(cond)
+
+    def codegen(context, builder, signature, args):
+        i1 = ir.IntType(1)
+        fnty = ir.FunctionType(i1, [i1, i1])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.expect.i1")
+        return builder.call(fn, [args[0], i1(0)])
+
+    return sig, codegen
+
+
 @njit(**SMALL)
 def _emit(
     E, ne, et, ts, uref, token, oid, iid, acct, side, agg, price, qty, leaves, mid, reason, otype
@@ -1053,12 +1070,12 @@ def _finish(ne, P, i, slot, smp_stopped, ts):
         _free_slot(O, S, slot)
         return ne
     tif = _tif(O, slot)
-    if smp_stopped or tif == TIF_IOC or tif == TIF_FOK:
+    if _rare(smp_stopped or tif == TIF_IOC or tif == TIF_FOK):
         reason = X_SMP_INCOMING if smp_stopped else X_IOC
         ne = _cancel_unlinked(E, ne, O, INST, S, slot, q, reason, ts)
         return ne
     d = O[slot, F_DISPLAY]
-    shown = min(np.int64(d), q) if d > 0 else q
+    shown = min(np.int64(d), q) if _rare(d > 0) else q
     O[slot, F_SHOWN] = shown
     O[slot, F_HIDDEN] = q - shown
     side = _side(O, slot)
@@ -1074,7 +1091,7 @@ def _execute(ne, P, i, slot, needed, ts):
     O = _O(P)
     INST = _INST(P)
     S = _S(P)
-    if needed > 0 and _fillable(P, i, slot, needed) < needed:
+    if _rare(needed > 0) and _fillable(P, i, slot, needed) < needed:
         reason = X_FOK if _tif(O, slot) == TIF_FOK else X_MIN_QTY
         q = np.int64(O[slot, F_SHOWN])
         ne = _cancel_unlinked(E, ne, O, INST, S, slot, q, reason, ts)
@@ -1369,7 +1386,7 @@ def _status_reason(st):
 @njit(**INLINE)
 def _validate_new(c, INST, S, i):
     st = INST[i, I_STATUS]
-    if st != ST_OPEN and st != ST_PRE_OPEN:
+    if _rare(st != ST_OPEN and st != ST_PRE_OPEN):
         return _status_reason(st)
     side = np.int64(c.side)
     otype = np.int64(c.order_type)
@@ -1377,21 +1394,21 @@ def _validate_new(c, INST, S, i):
     qty = c.qty
     display = c.display_qty
     min_qty = c.min_qty
-    if side != BUY and side != SELL:
+    if _rare(side != BUY and side != SELL):
         return R_INVALID_SIDE
-    if otype < 1 or otype > 4:
+    if _rare(otype < 1 or otype > 4):
         return R_INVALID_ORDER_TYPE
-    if tif < 1 or tif > 5:
+    if _rare(tif < 1 or tif > 5):
         return R_INVALID_TIF
-    if tif == TIF_GTD and c.expire_time <= c.timestamp:
+    if _rare(tif == TIF_GTD and c.expire_time <= c.timestamp):
         return R_INVALID_EXPIRE
-    if c.smp > 3:
+    if _rare(c.smp > 3):
         return R_INVALID_SMP
-    if qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]:
+    if _rare(qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]):
         return R_INVALID_QUANTITY
-    if display < 0 or display > qty:
+    if _rare(display < 0 or display > qty):
         return R_INVALID_DISPLAY
-    if display > 0 and (
+    if _rare(display > 0) and (
         otype == T_MARKET
         or otype == T_STOP_MARKET
         or tif == TIF_IOC
@@ -1399,17 +1416,17 @@ def _validate_new(c, INST, S, i):
         or INST[i, I_ALGO] == 1
     ):
         return R_INVALID_DISPLAY
-    if min_qty < 0 or min_qty > qty:
+    if _rare(min_qty < 0 or min_qty > qty):
         return R_INVALID_MIN_QTY
     if otype == T_LIMIT or otype == T_STOP_LIMIT:
         r = _check_price(INST, i, c.price)
-        if r != 0:
+        if _rare(r != 0):
             return r
     if otype == T_STOP_MARKET or otype == T_STOP_LIMIT:
         r = _check_stop(INST, i, side, c.stop_price)
         if r != 0:
             return r
-    if st == ST_PRE_OPEN and (
+    if _rare(st == ST_PRE_OPEN) and (
         otype == T_MARKET
         or tif == TIF_IOC
         or tif == TIF_FOK
@@ -1418,15 +1435,15 @@ def _validate_new(c, INST, S, i):
     ):
         return R_MARKET_PRE_OPEN
     opp = B_ASK if side == BUY else B_BID
-    if c.flags & 1:
+    if _rare((c.flags & 1) != 0):
         if otype != T_LIMIT or tif == TIF_IOC or tif == TIF_FOK or min_qty > 0:
             return R_INVALID_POST_ONLY
         best = _best_price(INST, i, opp)
         if best >= 0 and _crosses(side, c.price, best):
             return R_POST_ONLY_WOULD_TRADE
-    if otype == T_MARKET and INST[i, I_BEST + opp] < 0:
+    if _rare(otype == T_MARKET and INST[i, I_BEST + opp] < 0):
         return R_NO_LIQUIDITY
-    if S[S_FREE_COUNT] == 0:
+    if _rare(S[S_FREE_COUNT] == 0):
         return R_CAPACITY
     return 0
 
@@ -1442,10 +1459,10 @@ def _new(ne, c, P):
     S = _S(P)
     ts = c.timestamp
     i = _find_inst(INST, np.int64(c.instrument_id))
-    if i < 0:
+    if _rare(i < 0):
         return _reject(E, ne, c, R_UNKNOWN_INSTRUMENT), False
     reason = _validate_new(c, INST, S, i)
-    if reason != 0:
+    if _rare(reason != 0):
         return _reject(E, ne, c, reason), False
     side = np.int64(c.side)
     otype = np.int64(c.order_type)
@@ -1491,20 +1508,21 @@ def _new(ne, c, P):
         0,
         0,
     )
-    if is_stop:
+    if _rare(is_stop):
         book = B_BUY_STOP if side == BUY else B_SELL_STOP
         _link_tail(O, LV, LVT, BM, INST, i, book, c.stop_price - INST[i, I_MIN], slot)
         return ne, False
-    if INST[i, I_STATUS] == ST_PRE_OPEN:  # rests without matching
+    if _rare(INST[i, I_STATUS] == ST_PRE_OPEN):  # rests without matching
         ne = _finish(ne, P, i, slot, False, ts)
         return _publish_iop(ne, P, i, ts), False
     needed = qty if tif == TIF_FOK else c.min_qty
     mid0 = S[S_MATCH_ID]
     ne, paused = _execute(ne, P, i, slot, needed, ts)
-    if paused:
+    if _rare(paused):
         return ne, True
-    if S[S_MATCH_ID] != mid0 and (
-        INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0
+    if _rare(
+        S[S_MATCH_ID] != mid0
+        and (INST[i, I_BEST + B_BUY_STOP] >= 0 or INST[i, I_BEST + B_SELL_STOP] >= 0)
     ):
         return _triggers(ne, P, i, ts)
     return ne, False
@@ -1514,11 +1532,11 @@ def _new(ne, c, P):
 def _lookup(O, c):
     oid = c.order_id
     slot = oid & 0xFFFFFFFF
-    if oid < 0 or slot >= O.shape[0]:
+    if _rare(oid < 0 or slot >= O.shape[0]):
         return -1
-    if np.int64(O[slot, F_GEN]) != (oid >> 32):
+    if _rare(np.int64(O[slot, F_GEN]) != (oid >> 32)):
         return -1
-    if O[slot, F_FLAGS] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account:
+    if _rare(O[slot, F_FLAGS] < 0 or np.uint32(O[slot, F_ACCOUNT]) != c.account):
         return -1
     return slot
 
@@ -1531,14 +1549,14 @@ def _cancel(ne, c, P):
     LVT = _LVT(P)
     INST = _INST(P)
     slot = _lookup(O, c)
-    if slot < 0:
+    if _rare(slot < 0):
         return _reject(E, ne, c, R_UNKNOWN_ORDER)
     i = _inst(O, slot)
     book, idx = _book_idx(O, INST, slot)
     ne = _cancel_linked(ne, P, slot, X_USER, c.timestamp, c.client_token)
     if book < 2:
         ne = _emit_level(E, ne, LV, LVT, INST, i, book, idx, c.timestamp)
-        if INST[i, I_STATUS] == ST_PRE_OPEN:
+        if _rare(INST[i, I_STATUS] == ST_PRE_OPEN):
             ne = _publish_iop(ne, P, i, c.timestamp)
     return ne
 
@@ -1561,7 +1579,7 @@ def _replace(ne, c, P):
     if st != ST_OPEN and st != ST_PRE_OPEN:
         return _reject(E, ne, c, _status_reason(st)), False
     qty = c.qty
-    if qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]:
+    if _rare(qty < INST[i, I_MINQ] or qty > INST[i, I_MAXQ]):
         return _reject(E, ne, c, R_INVALID_QUANTITY), False
     otype = _otype(O, slot)
     side = _side(O, slot)
@@ -1735,19 +1753,14 @@ def _resume(ne, P):
     return _triggers(ne, P, i, ts)
 
 
-@njit(**INLINE)
-def _command(ne, c, P):
-    """One command. Returns (events, paused)."""
+@njit(**JIT)
+def _other_command(ne, c, P):
+    """The rare commands (mass cancel, session end, expiry, status, reference, unknown),
+    out of line. Returns (events, paused)."""
     E = _E(P)
     INST = _INST(P)
     S = _S(P)
     t = c.cmd_type
-    if t == C_NEW:
-        return _new(ne, c, P)
-    if t == C_CANCEL:
-        return _cancel(ne, c, P), False
-    if t == C_REPLACE:
-        return _replace(ne, c, P)
     if t == C_MASS or t == C_SESSION or t == C_EXPIRE:
         iid = np.int64(c.instrument_id)
         if iid != 0 and _find_inst(INST, iid) < 0:
@@ -1792,6 +1805,19 @@ def _command(ne, c, P):
         )
         return _publish_iop(ne, P, i, c.timestamp), False
     return _reject(E, ne, c, R_UNKNOWN_COMMAND), False
+
+
+@njit(**INLINE)
+def _command(ne, c, P):
+    """One command. Returns (events, paused)."""
+    t = c.cmd_type
+    if t == C_NEW:
+        return _new(ne, c, P)
+    if t == C_CANCEL:
+        return _cancel(ne, c, P), False
+    if _rare(t != C_REPLACE):
+        return _other_command(ne, c, P)
+    return _replace(ne, c, P)
 
 
 #: How many commands ahead ``process`` starts loading the order row a CANCEL / REPLACE
@@ -1883,13 +1909,13 @@ def process(C, E, O, LV, LVT, BM, INST, S):
         _prefetch_byte(C, ahead + 64)
         if k + PREFETCH_FAR < n:
             _prefetch_far(C[k + PREFETCH_FAR], O, cap_o)
-        if cap - ne < MARGIN:
+        if _rare(cap - ne < MARGIN):
             if cap < MARGIN:
                 S[S_NEED] = MARGIN
             _clear_scratch(S)
             return k, ne, 1 if cap < MARGIN else 0
         ne, paused = _command(ne, C[k], P)
-        if paused:
+        if _rare(paused):
             return k + 1, ne, 1
     _clear_scratch(S)
     return n, ne, 0
