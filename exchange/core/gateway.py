@@ -736,11 +736,7 @@ class CoreGateway(Gateway):
             if jn >= 0:  # the core framed the records in the apply call (_commit_binary)
                 jlog.clear()
                 d.commit_frames(self.JB[:jn], n_cmd, d.gseq + 1 if noted else None)
-            elif (
-                binary
-                and (not jlog or (len(jlog) == 1 and jlog[0] is _OUT_PENDING))
-                and not self._flags_changed()
-            ):
+            elif jn < -1:  # it could: only the journal buffer was too small
                 self._commit_binary(d, cmds, ev)
             else:
                 if binary and n_cmd:
