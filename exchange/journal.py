@@ -25,10 +25,15 @@ whole batch with one ``np.frombuffer``); ``NOTE`` (2) holds opaque bytes for the
 
 Crash safety
 ------------
-A commit is one ``write`` of every record buffered since the last commit, followed by one
-``fsync`` when the :class:`SyncPolicy` says so. After a crash only the last write can be
-incomplete: on opening, an incomplete or CRC-failing record *with no valid record after
-it* in the last segment is a torn tail; it is truncated and logged. Anything else that
+A commit is one copy of every record buffered since the last commit into the segment's
+shared memory map (the kernel's page cache for the file: a process crash after it loses
+nothing, as after a ``write``), followed by one ``fsync`` when the :class:`SyncPolicy`
+says so. The writer grows a segment file in :data:`MAP_CHUNK` steps ahead of its data, so
+a segment being written (or left by a crash) ends in zero bytes: readers stop at an
+all-zero tail as at the end of the file; a clean close truncates it. After a crash only
+the last commit can be incomplete: on opening, an incomplete or CRC-failing record
+*with no valid record after it* in the last segment is a torn tail; it is truncated and
+logged. Anything else that
 does not check out (a bad record followed by a valid one, a bad record in an older
 segment, a sequence gap) is corruption: opening refuses with a FlopexError naming the file
 and byte offset. A segment or record type from a newer format is refused likewise.
@@ -37,6 +42,7 @@ and byte offset. A segment or record type from a newer format is refused likewis
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import re
 import struct
@@ -69,6 +75,8 @@ _MAGIC_BYTES = struct.pack("<H", RECORD_MAGIC)
 MAX_RECORD_BYTES = 256 * 1024 * 1024
 #: Default size after which a new segment file is started.
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+#: The writer maps (and grows) a segment file in steps of this many bytes.
+MAP_CHUNK = 4 * 1024 * 1024
 _SEGMENT_RE = re.compile(r"^(\d{20})\.jnl$")
 #: Record flag: the last record of a commit. A commit is all-or-nothing: in a segment
 #: whose header has :data:`SEG_COMMIT_GROUPS`, records after the last COMMIT_END are an
@@ -200,6 +208,11 @@ def _valid_record_after(data: bytes, start: int) -> int:
     return -1
 
 
+def _all_zero(data: bytes, start: int) -> bool:
+    """True if every byte from ``start`` to the end is zero. O(bytes), no copy."""
+    return not np.frombuffer(data, np.uint8, offset=start).any()
+
+
 @dataclass
 class _Segment:
     first_seq: int
@@ -209,6 +222,7 @@ class _Segment:
     end: int  # offset just past the last valid record
     next_seq: int
     torn_at: int = -1  # offset of a torn tail, -1 if none
+    padded: int = 0  # zero bytes after the last record (a mapped writer's room), not torn
 
 
 def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | None) -> _Segment:
@@ -271,6 +285,9 @@ def _read_segment(path: Path, first_seq: int, is_last: bool, expect_seq: int | N
             elif crc32(mv[pos + hsize : end], crc32(mv[pos : pos + _CRC_SPAN])) != crc:
                 reason = "CRC mismatch"
         if reason:
+            if is_last and _all_zero(data, pos):  # the writer's mapped room: the end
+                seg = _Segment(first_seq, path, data, records, pos, seq, padded=n - pos)
+                return _cut_incomplete_commit(seg, seg_flags, commit_ends)
             if is_last and _valid_record_after(data, pos + 1) < 0:
                 seg = _Segment(first_seq, path, data, records, pos, seq, torn_at=pos)
                 return _cut_incomplete_commit(seg, seg_flags, commit_ends)
@@ -334,6 +351,7 @@ class Journal:
         self.segment_bytes = segment_bytes
         self.torn_tail: tuple[Path, int, int] | None = None  # (file, offset, bytes dropped)
         self._fd: int | None = None
+        self._map: mmap.mmap | None = None  # the open segment, mapped (grown by MAP_CHUNK)
         self._seg_size = 0
         self._pending: list[tuple[int, int, bytes]] = []  # (type, seq, payload)
         self._pending_bytes = 0
@@ -362,6 +380,8 @@ class Journal:
                     dropped,
                 )
                 self._truncate(path, seg.torn_at, first)
+        elif seg.padded and not read_only:  # a mapped writer's room, left by a crash
+            self._truncate(path, seg.end, first)
         self.next_seq = seg.next_seq
         self.committed_seq = self.next_seq - 1
 
@@ -503,21 +523,49 @@ class Journal:
 
     def _write_group(self, buf: Any, first_seq: int) -> None:
         """Append one framed commit group (commands from ``first_seq`` up to ``next_seq``)
-        to the segment, opening or rolling one first: one ``write`` unless the kernel
-        takes less."""
+        to the segment, opening or rolling one first: one copy into the segment's map
+        (growing the file by :data:`MAP_CHUNK` when it needs room). O(bytes)."""
         n = len(buf)
         if self._fd is None or self._seg_size + n > self.segment_bytes:
             self._pending_bytes = n  # what _open_segment must find room for
             self._open_segment(first_seq)
         self._pending_bytes = 0
-        assert self._fd is not None
-        view = memoryview(buf)
-        while view:
-            k = os.write(self._fd, view)
-            view = view[k:]
-        self._seg_size += n
+        pos = self._seg_size
+        end = pos + n
+        mm = self._map
+        if mm is None or end > len(mm):
+            mm = self._grow(end)
+        mm[pos:end] = buf
+        self._seg_size = end
         self.unsynced = True
         self.committed_seq = self.next_seq - 1
+
+    def _grow(self, need: int) -> mmap.mmap:
+        """Map the open segment with room for ``need`` bytes: the file is extended with
+        zeros to the next multiple of :data:`MAP_CHUNK` (readers stop at a zero tail)."""
+        assert self._fd is not None
+        size = -(-need // MAP_CHUNK) * MAP_CHUNK
+        if self._map is None:
+            os.ftruncate(self._fd, size)
+            self._map = mmap.mmap(self._fd, size)
+        else:
+            self._map.resize(size)  # extends the file too
+        return self._map
+
+    def _close_segment(self) -> None:
+        """Unmap the open segment, cut its zero tail, fsync it (unless the policy is
+        ``off``) and close it."""
+        if self._fd is None:
+            return
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        os.ftruncate(self._fd, self._seg_size)
+        if self.policy.mode != "off":
+            os.fsync(self._fd)
+        self.unsynced = False
+        os.close(self._fd)
+        self._fd = None
 
     def _sync_per_policy(self) -> None:
         mode = self.policy.mode
@@ -551,15 +599,12 @@ class Journal:
             path = segs[-1][1]
             size = path.stat().st_size
             if size + self._pending_bytes <= self.segment_bytes or size <= SEGMENT_HEADER.size:
-                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+                self._fd = os.open(path, os.O_RDWR)
                 self._seg_size = size
                 return
-        if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
-            self._fd = None
+        self._close_segment()  # the old one ends before the new one exists
         path = self.dir / segment_name(first_seq)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         os.write(
             fd,
             SEGMENT_HEADER.pack(
@@ -577,11 +622,7 @@ class Journal:
         if self.read_only:
             return
         self.commit()
-        if self.policy.mode != "off":
-            self.sync()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._close_segment()
 
     def __enter__(self) -> Journal:
         return self
@@ -713,8 +754,9 @@ class GatewayJournal:
     calls :meth:`commit` after the engine ran the batch and before any reply is written:
     it appends a gateway note (session messages, tokens, orders, flags — everything a
     re-login or a resent order needs, see ``Gateway.journal_delta``) and commits
-    commands + note with one write and, under the default policy, one fsync. A commit is
-    all-or-nothing on recovery (commit groups, see ``FLAG_COMMIT_END``).
+    commands + note with one copy into the segment map and, under the default policy,
+    one fsync. A commit is all-or-nothing on recovery (commit groups, see
+    ``FLAG_COMMIT_END``).
 
     Every ``snapshot_every`` commands (0 = never) the gateway, between batches, calls
     :meth:`snapshot` (written by a worker thread with ``background``, so the event loop

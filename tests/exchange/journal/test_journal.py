@@ -335,9 +335,10 @@ def test_a_commit_is_framed_exactly_like_encode_record(tmp_path: Path, notes: in
     # Arrange: commands plus 0, 1 or 2 notes (2 records is the gateway's fast path)
     j = Journal(tmp_path, SyncPolicy("off"))
     j.append(make_batch(2, 0))
-    j.commit()
+    j.close()
     seg = _segment(tmp_path)
     start = seg.stat().st_size
+    j = Journal(tmp_path, SyncPolicy("off"))
     cmds = make_batch(3, 2)
     payloads = [b"note %d" % k for k in range(notes)]
     # Act
