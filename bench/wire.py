@@ -528,12 +528,28 @@ def run(quick: bool) -> dict:
         for q in ("p50", "p99"):
             ack, echo = result[f"ack_rtt{tag}_{q}_us"], result[f"echo_rtt{tag}_{q}_us"]
             result[f"ack_vs_echo{tag}_{q}"] = round(ack / echo, 2)
-    result["targets"] = {
-        "ack_p50_le_1.5x_echo": result["ack_vs_echo_p50"] <= 1.5,
-        "ack_p99_le_2x_echo": result["ack_vs_echo_p99"] <= 2.0,
+    result["targets"] = judge_targets(result)
+    return result
+
+
+#: The floor is trusted when the asyncio echo's p50 is at most this many times the
+#: busy-polling client's echo p50 (1.2-1.8x on this box when it is quiet).
+FLOOR_SANITY = 3.0
+
+
+def judge_targets(result: dict) -> dict[str, bool | None]:
+    """The issue's targets for one run. The latency ratios are judged only when the
+    floor itself is sane: with the host loaded the echo's own round trip balloons (274 µs
+    against its usual ~35 seen on this VM) and a ratio to it would flatter the gateway, so
+    they are ``None`` (not judged) and ``floor_ok`` says why."""
+    echo, spin = result["echo_rtt_p50_us"], result["echo_rtt_busypoll_p50_us"]
+    floor_ok = echo <= FLOOR_SANITY * spin
+    result["floor_ok"] = floor_ok
+    return {
+        "ack_p50_le_1.5x_echo": result["ack_vs_echo_p50"] <= 1.5 if floor_ok else None,
+        "ack_p99_le_2x_echo": result["ack_vs_echo_p99"] <= 2.0 if floor_ok else None,
         "orders_per_s_ge_100k": result["orders_per_s"] >= 100_000,
     }
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

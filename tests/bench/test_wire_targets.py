@@ -1,0 +1,35 @@
+"""``bench.wire`` judges the latency targets only against a sane floor."""
+
+from __future__ import annotations
+
+from bench.wire import judge_targets
+
+
+def _run(echo: float, spin: float, p50: float, p99: float, rate: int = 150_000) -> dict:
+    return {
+        "echo_rtt_p50_us": echo,
+        "echo_rtt_busypoll_p50_us": spin,
+        "ack_vs_echo_p50": p50,
+        "ack_vs_echo_p99": p99,
+        "orders_per_s": rate,
+    }
+
+
+def test_ratios_are_judged_when_the_echo_floor_is_sane() -> None:
+    run = _run(echo=35.0, spin=20.0, p50=3.2, p99=1.9)
+    assert judge_targets(run) == {
+        "ack_p50_le_1.5x_echo": False,
+        "ack_p99_le_2x_echo": True,
+        "orders_per_s_ge_100k": True,
+    }
+    assert run["floor_ok"] is True
+
+
+def test_a_ballooned_floor_is_not_judged_even_when_the_ratio_looks_met() -> None:
+    # the run of 2026-12-03 11:05: echo 274 µs against 34.8 busy-polling, ratio 0.95
+    run = _run(echo=274.4, spin=34.8, p50=0.95, p99=0.84)
+    targets = judge_targets(run)
+    assert targets["ack_p50_le_1.5x_echo"] is None
+    assert targets["ack_p99_le_2x_echo"] is None
+    assert targets["orders_per_s_ge_100k"] is True
+    assert run["floor_ok"] is False
