@@ -534,7 +534,7 @@ def run(quick: bool) -> dict:
 
 #: The floor is trusted when the asyncio echo's p50 is at most this many times the
 #: busy-polling client's echo p50 (1.2-1.8x on this box when it is quiet).
-FLOOR_SANITY = 3.0
+FLOOR_SANITY = 2.0
 
 
 def judge_targets(result: dict) -> dict[str, bool | None]:

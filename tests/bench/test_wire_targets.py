@@ -25,6 +25,13 @@ def test_ratios_are_judged_when_the_echo_floor_is_sane() -> None:
     assert run["floor_ok"] is True
 
 
+def test_a_floor_at_twice_the_busy_polling_echo_is_not_judged() -> None:
+    # the run of 2026-12-03 12:05: echo 71.7 µs against 26.6 busy-polling (2.7x)
+    run = _run(echo=71.7, spin=26.6, p50=2.07, p99=1.43)
+    assert judge_targets(run)["ack_p50_le_1.5x_echo"] is None
+    assert run["floor_ok"] is False
+
+
 def test_a_ballooned_floor_is_not_judged_even_when_the_ratio_looks_met() -> None:
     # the run of 2026-12-03 11:05: echo 274 µs against 34.8 busy-polling, ratio 0.95
     run = _run(echo=274.4, spin=34.8, p50=0.95, p99=0.84)
