@@ -245,6 +245,9 @@ class CoreGateway(Gateway):
         )
         self.mono_clock = mono_clock
         self.tables = CoreTables.build(access, risk, mono_clock())
+        #: the globals row read and written from Python as ints (a memoryview index is a
+        #: C path; a numpy scalar read is the batch's first numpy call, ~1 us live)
+        self._Gv = memoryview(self.tables.G)
         self.risk = CoreRisk(risk, self.tables)  # type: ignore[assignment]
         self.orders = _Orders(self)  # type: ignore[assignment]
         n_sess = self.tables.SESS.shape[0]
@@ -259,11 +262,12 @@ class CoreGateway(Gateway):
         self.OUT = np.empty(_MAX_REPLY * 2 * batch, np.uint8)
         self.OUTIDX = np.empty((2 * batch, 3), np.int64)
         self.TR = np.empty((2 * batch, K.TF), np.int64)
+        self._out_views()
         self._n_be = 0
         self._n_cmd = 0
         self._n_cnt = 0
         self._ctx: dict[int, Any] = {}  # entry -> what Python needs for it
-        self._buf = np.zeros(0, np.uint8)  # the bytes the pending entries point into
+        self._buf = b""  # the bytes the pending entries point into
         self._decoding = False
         self._decode_ep: Any = None
         self._apply_ep: Any = None
@@ -290,6 +294,7 @@ class CoreGateway(Gateway):
         self.GONE = np.empty(2 * batch, np.int64)
         self.CMD8 = self.CMDS.view(np.uint8)
         self.JB = np.empty(K.journal_room(batch, 4 * batch, 0, 2 * batch, n_sess), np.uint8)
+        self._jb_mv = memoryview(self.JB)  # sliced per batch without a numpy call
         self._journal_ep: Any = None
         #: session names by table row (journal notes name order sessions by row)
         self._session_names = [
@@ -370,43 +375,41 @@ class CoreGateway(Gateway):
             self._decoding = False
 
     def _decode_queue(self) -> None:
+        # the kernel takes the bytes and the rows as they are: no numpy call here (the
+        # first numpy call of a batch costs ~2.7 us live, docs/gateway.md)
         start = len(self._buf) if self._n_be else 0
-        data = b"".join(self._payloads)
+        buf = b"".join(self._payloads)
+        MSG = self._rows
         if start:  # pending entries point into the current buffer: append after it
-            buf = np.concatenate([self._buf, np.frombuffer(data, np.uint8)])
-            buf.setflags(write=False)
-        else:
-            buf = np.frombuffer(data, np.uint8)
-        MSG = np.frombuffer(self._rows, np.int64).reshape(-1, 4)
-        if start:
-            MSG = MSG.copy()
-            MSG[:, 1] += start
+            buf = self._buf + buf
+            for r in range(1, len(MSG), 4):
+                MSG[r] += start
         self._payloads, self._rows, self._pos = [], array("q"), 0
         self._buf = buf
-        t = self.tables
-        n_msg = len(MSG)
+        Gv = self._Gv
+        n_msg = len(MSG) // 4
         j, resumed = 0, False
         while j < n_msg:
             args = self._decode_args(buf, MSG, j, n_msg, resumed)
             dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
             nxt, self._n_be, self._n_cmd, st = dec(*args)
-            if t.G[K.G_GTD_NEW]:
-                for expire, ref in self.GTDB[: t.G[K.G_GTD_NEW]].tolist():
+            if Gv[K.G_GTD_NEW]:
+                for expire, ref in self.GTDB[: Gv[K.G_GTD_NEW]].tolist():
                     heapq.heappush(self._gtd, (expire, ref))
-                t.G[K.G_GTD_NEW] = 0
+                Gv[K.G_GTD_NEW] = 0
             resumed = resumed and nxt == j
             j = nxt
             if st == K.ST_DONE:
                 continue
             if st == K.ST_GROW:
-                t.grow()
+                self.tables.grow()
                 continue
             if st == K.ST_OTHER and self._n_be < len(self.BE) - 1:
                 # message j passed the throttle; Python decides it, in its place
-                s, p, ln = MSG[j, 0], MSG[j, 1], MSG[j, 2]
-                sess = self.session_at(int(s))
+                s, p, ln = MSG[4 * j], MSG[4 * j + 1], MSG[4 * j + 2]
+                sess = self.session_at(s)
                 try:
-                    self._other(sess, buf[p : p + ln].tobytes())
+                    self._other(sess, buf[p : p + ln])
                 except Exception:  # a bug must cost one connection, never the server
                     log.exception("internal error on session %s; disconnecting it", sess.name)
                     if sess.sink is not None and hasattr(sess.sink, "disconnect"):
@@ -424,8 +427,8 @@ class CoreGateway(Gateway):
         running any: call before serving, so no order waits for a compile (tens of seconds
         on a cold cache, which would stall every session's heartbeats)."""
         t = self.tables
-        buf = np.frombuffer(b"\0", np.uint8)
-        MSG = np.frombuffer(array("q", [0, 0, 0, 0]), np.int64).reshape(-1, 4)
+        buf = b"\0"
+        MSG = array("q", [0, 0, 0, 0])
         self._entry("_decode_ep", K.decode_batch, self._decode_args(buf, MSG, 0, 0, False))
         self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
         args = self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0, *_NO_JOURNAL)
@@ -442,9 +445,7 @@ class CoreGateway(Gateway):
 
     # the kernels' arguments, built in one place for the calls and for warm_up (which
     # must compile exactly the argument types the calls pass)
-    def _decode_args(
-        self, buf: np.ndarray, MSG: np.ndarray, j: int, n_msg: int, resumed: bool
-    ) -> tuple:
+    def _decode_args(self, buf: bytes, MSG: array, j: int, n_msg: int, resumed: bool) -> tuple:
         t = self.tables
         return (
             buf, MSG, j, n_msg, resumed, t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH,
@@ -452,7 +453,7 @@ class CoreGateway(Gateway):
         )  # fmt: skip
 
     def _apply_args(
-        self, ev: np.ndarray, buf: np.ndarray, e: int, li: int, base: int, n_be: int,
+        self, ev: np.ndarray, buf: bytes, e: int, li: int, base: int, n_be: int,
         journal: int, n_cmd: int, seq: int, gw: int, ts: int,
     ) -> tuple:  # fmt: skip
         t = self.tables
@@ -726,7 +727,8 @@ class CoreGateway(Gateway):
             seq.events += len(ev)
             if seq.event_listeners:
                 seq._unpublished.append(ev)
-            if ev.flags.writeable:  # one compiled specialization: read-only events
+            # one compiled specialization: read-only events (the numba engine's are)
+            if not getattr(seq.engine, "results_read_only", False) and ev.flags.writeable:
                 ev = ev.view()
                 ev.setflags(write=False)
         self._out_end = self._out_n = 0
@@ -735,7 +737,7 @@ class CoreGateway(Gateway):
             jlog = self._jlog
             if jn >= 0:  # the core framed the records in the apply call (_commit_binary)
                 jlog.clear()
-                d.commit_frames(self.JB[:jn], n_cmd, d.gseq + 1 if noted else None)
+                d.commit_frames(self._jb_mv[:jn], n_cmd, d.gseq + 1 if noted else None)
             elif jn < -1:  # it could: only the journal buffer was too small
                 self._commit_binary(d, cmds, ev)
             else:
@@ -764,6 +766,7 @@ class CoreGateway(Gateway):
             self.OUT = np.empty(_MAX_REPLY * 2 * need, np.uint8)
             self.OUTIDX = np.empty((2 * need, 3), np.int64)
             self.TR = np.empty((2 * need, K.TF), np.int64)
+            self._out_views()
         e, li = 0, 0
         d = self.durable
         while True:
@@ -786,12 +789,19 @@ class CoreGateway(Gateway):
                 self._on_py_event(ev[e], int(ev[e]["timestamp"]) - base, ctx)
                 e += 1
 
+    def _out_views(self) -> None:
+        """Memoryviews of the reply buffers, read per batch without a numpy call (a
+        memoryview slice is a C path; the batch's numpy calls cost ~1-3 us each live).
+        Called whenever ``OUT`` / ``OUTIDX`` are (re)allocated."""
+        self._out_mv = memoryview(self.OUT)
+        self._outidx_mv = memoryview(self.OUTIDX)
+
     def _deliver(self, end: int, n_out: int, n_tr: int) -> None:
         if n_out:
-            raw = self.OUT[:end].tobytes()
+            raw = self._out_mv[:end].tobytes()
             by_row = self._by_row
             append = Session.append  # logged below as one chunk, not packet by packet
-            for s, o, ln in self.OUTIDX[:n_out].tolist():
+            for s, o, ln in self._outidx_mv[:n_out].tolist():
                 sess = by_row[s]
                 if sess is None:
                     sess = self.session_at(s)
@@ -917,9 +927,10 @@ class CoreGateway(Gateway):
             if n >= 0:
                 break
             self.JB = np.empty(-2 * n, np.uint8)  # no room: nothing was written
+            self._jb_mv = memoryview(self.JB)
             self._note_room(n_cmd + len(ev))
         self._jlog.clear()
-        d.commit_frames(self.JB[:n], n_cmd, gw if noted else None)
+        d.commit_frames(self._jb_mv[:n], n_cmd, gw if noted else None)
 
     def journal_delta(self, rows: Any, events: Any) -> dict | None:
         """What this batch changed in the gateway's own state, for the journal note (the
@@ -1075,7 +1086,7 @@ class CoreGateway(Gateway):
 
     @property  # type: ignore[override]
     def closed(self) -> bool:
-        return bool(self.tables.G[K.G_CLOSED]) if hasattr(self, "tables") else self._closed0
+        return bool(self._Gv[K.G_CLOSED]) if hasattr(self, "_Gv") else self._closed0
 
     @closed.setter
     def closed(self, value: bool) -> None:

@@ -384,8 +384,11 @@ def decode_batch(
     buf, MSG, start, n_msg, resumed, SESS, ACCT, PERM, INST, EXP, ORD, TOKH, G, MAPS, BE, n_be,
     CMDS, n_cmd, GTDB,
 ):  # fmt: skip
-    """Turn messages ``MSG[start:n_msg]`` (rows: session, offset in ``buf``, length, arrival
-    time in monotonic ns for the throttle) into
+    """Turn messages ``start:n_msg`` into
+    batch entries; ``MSG`` holds four int64 per message (``MSG[4 * j:4 * j + 4]``: session,
+    offset in ``buf``, length, arrival time in monotonic ns for the throttle), flat, so
+    that the gateway passes its ``array("q")`` and the read's ``bytes`` as they are (no
+    numpy call on the way in). It makes
     batch entries ``BE[n_be:]`` and engine commands ``CMDS[n_cmd:]`` (each command's
     ``timestamp`` is its entry index: :func:`stamp` adds the batch's base). A new GTD
     order's (expiry, ref) goes to ``GTDB[G[G_GTD_NEW]]`` (the caller drains it; room for
@@ -406,13 +409,14 @@ def decode_batch(
             return j, n_be, n_cmd, ST_FULL
         if G[G_FREE] < 0 or 4 * (G[G_H_USED] + G[G_H_DELETED] + 1) > 3 * (mask + 1):
             return j, n_be, n_cmd, ST_GROW
-        s, p, ln = MSG[j, 0], MSG[j, 1], MSG[j, 2]
+        r = 4 * j
+        s, p, ln = MSG[r], MSG[r + 1], MSG[r + 2]
         first = j == start and resumed
         if not first:
             # Throttle.allow(): an integer token bucket, units of 1/rate ns
             rate = SESS[s, S_RATE]
             cap = rate * NS
-            now = MSG[j, 3]
+            now = MSG[r + 3]
             level = SESS[s, S_LEVEL] + (now - SESS[s, S_LAST_NS]) * rate
             SESS[s, S_LAST_NS] = now
             if level > cap:

@@ -125,6 +125,9 @@ class MatchingEngine:
         self._arena = arena
         self._pos = 0
 
+    #: :meth:`process` returns read-only views, always (callers may skip the check)
+    results_read_only = True
+
     def process(self, cmds: np.ndarray) -> np.ndarray:
         """Apply a batch of ``COMMAND_DTYPE`` records; return every event they caused.
 
