@@ -5,10 +5,20 @@ from __future__ import annotations
 from bench.wire import judge_targets
 
 
-def _run(echo: float, spin: float, p50: float, p99: float, rate: int = 150_000) -> dict:
+def _run(
+    echo: float,
+    spin: float,
+    p50: float,
+    p99: float,
+    rate: int = 150_000,
+    echo99: float = 130.0,
+    spin99: float = 75.0,
+) -> dict:
     return {
         "echo_rtt_p50_us": echo,
         "echo_rtt_busypoll_p50_us": spin,
+        "echo_rtt_p99_us": echo99,
+        "echo_rtt_busypoll_p99_us": spin99,
         "ack_vs_echo_p50": p50,
         "ack_vs_echo_p99": p99,
         "orders_per_s": rate,
@@ -40,3 +50,13 @@ def test_a_ballooned_floor_is_not_judged_even_when_the_ratio_looks_met() -> None
     assert targets["ack_p99_le_2x_echo"] is None
     assert targets["orders_per_s_ge_100k"] is True
     assert run["floor_ok"] is False
+
+
+def test_a_spiked_echo_tail_leaves_only_the_p99_ratio_unjudged() -> None:
+    # the run of 2026-12-03 12:44: echo p50 54 µs (sane), p99 860 against 83 busy-polling
+    run = _run(echo=54.0, spin=34.6, p50=2.58, p99=1.11, echo99=860.2, spin99=83.5)
+    targets = judge_targets(run)
+    assert targets["ack_p50_le_1.5x_echo"] is False
+    assert targets["ack_p99_le_2x_echo"] is None
+    assert run["floor_ok"] is True
+    assert run["floor_p99_ok"] is False
