@@ -513,8 +513,8 @@ class Journal:
     def write_frames(self, frames: Any, n_cmds: int) -> int:
         """Write records already framed (a commit group, as :meth:`commit` would write it;
         the compiled core builds them) holding ``n_cmds`` commands from ``next_seq`` on,
-        with one ``write`` (+ ``fsync`` per the policy). Nothing may be buffered. Returns
-        the last sequence number written."""
+        with one copy into the segment's map (+ ``fsync`` per the policy). Nothing may be
+        buffered. Returns the last sequence number written."""
         if self.read_only:
             raise RuntimeError("journal opened read-only")
         if self._pending:
