@@ -48,6 +48,9 @@ class SoupServerConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.peer = "?"
         self._out: list[bytes] = []
+        #: the gateway's one-call path for a logged-in session's reads (``on_read``), if
+        #: it has one
+        self._fast = None
         self.last_recv = self.last_sent = time.monotonic()
         self.closing = False
 
@@ -70,6 +73,7 @@ class SoupServerConnection(asyncio.Protocol):
         if s is not None and s.sink is self:
             s.sink = None
             self.session = None
+            self._fast = None
             log.info("session %s disconnected (%s)", s.name, self.peer)
             if s.login.cancel_on_disconnect and not self.gateway.closed:
                 from exchange.protocol.codes import WireCancelReason
@@ -80,6 +84,17 @@ class SoupServerConnection(asyncio.Protocol):
         if self.closing:
             return
         self.last_recv = time.monotonic()
+        fast = self._fast
+        if fast is not None and not self.decoder._buf:
+            # the one-call path: the whole read as one batch in one compiled call
+            try:
+                if fast(self.session, data, self.decoder.max_packet):
+                    self.decoder._consumed += len(data)
+                    return
+            except Exception:  # a bug must cost one connection, never the server
+                log.exception("internal error on %s; disconnecting it", self.peer)
+                self.disconnect("internal error")
+                return
         try:
             packets = self.decoder.feed(data)
         except soup.FramingError as exc:
@@ -146,6 +161,7 @@ class SoupServerConnection(asyncio.Protocol):
         self._out.append(soup.login_accepted(s.name, start))
         self._out.extend(replay)
         s.sink = self
+        self._fast = getattr(gw, "on_read", None)
         log.info("session %s logged in from %s (replay %d)", s.name, self.peer, len(replay))
         gw.send_initial_status(s)
         gw.commit_outputs()  # journaled before any of it is written

@@ -34,6 +34,7 @@ import numpy as np
 from numba import typeof
 
 from exchange.auth import AccessConfig, Login
+from exchange.core import fused as F
 from exchange.core import kernel as K
 from exchange.core.tables import CoreTables, command_buffer
 from exchange.engine.abi import EVENT_DTYPE, CmdType, EventType
@@ -273,6 +274,12 @@ class CoreGateway(Gateway):
         self._apply_ep: Any = None
         self._note_ep: Any = None
         self._stamp_ep: Any = None
+        #: the one-call path (:meth:`on_read`): its entry point, once warmed up, the rows
+        #: its reads' messages get, and the tables it takes as one tuple (rebuilt when
+        #: any of them is reallocated: ``_tabs`` is None)
+        self._read_ep: Any = None
+        self._msgf = array("q", bytes(8 * 4 * batch))
+        self._tabs: tuple | None = None
         #: every packet appended to a session store since the last journal note, in order
         #: (``(session row as int16 bytes, packets)``): what the next note records. The
         #: last ``_deliver``'s chunk is logged as ``_OUT_PENDING`` while ``OUT`` and
@@ -386,25 +393,29 @@ class CoreGateway(Gateway):
                 MSG[r] += start
         self._payloads, self._rows, self._pos = [], array("q"), 0
         self._buf = buf
-        Gv = self._Gv
-        n_msg = len(MSG) // 4
-        j, resumed = 0, False
+        self._decode_loop(buf, MSG, len(MSG) // 4, 0, -1)
+
+    def _decode_loop(self, buf: bytes, MSG: array, n_msg: int, j: int, st: int) -> None:
+        """Decode messages ``j:n_msg`` of ``MSG`` into batch entries; ``st`` >= 0: a decode
+        call already ran and stopped at ``j`` with that status (:meth:`on_read`)."""
+        resumed = False
         while j < n_msg:
-            args = self._decode_args(buf, MSG, j, n_msg, resumed)
-            dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
-            nxt, self._n_be, self._n_cmd, st = dec(*args)
-            if Gv[K.G_GTD_NEW]:
-                for expire, ref in self.GTDB[: Gv[K.G_GTD_NEW]].tolist():
-                    heapq.heappush(self._gtd, (expire, ref))
-                Gv[K.G_GTD_NEW] = 0
-            resumed = resumed and nxt == j
-            j = nxt
-            if st == K.ST_DONE:
+            if st < 0:
+                args = self._decode_args(buf, MSG, j, n_msg, resumed)
+                dec = self._decode_ep or self._entry("_decode_ep", K.decode_batch, args)
+                nxt, self._n_be, self._n_cmd, st = dec(*args)
+                if self._Gv[K.G_GTD_NEW]:
+                    self._gtd_new()
+                resumed = resumed and nxt == j
+                j = nxt
+            st, now = -1, st
+            if now == K.ST_DONE:
                 continue
-            if st == K.ST_GROW:
+            if now == K.ST_GROW:
                 self.tables.grow()
+                self._tabs = None
                 continue
-            if st == K.ST_OTHER and self._n_be < len(self.BE) - 1:
+            if now == K.ST_OTHER and self._n_be < len(self.BE) - 1:
                 # message j passed the throttle; Python decides it, in its place
                 s, p, ln = MSG[4 * j], MSG[4 * j + 1], MSG[4 * j + 2]
                 sess = self.session_at(s)
@@ -420,7 +431,140 @@ class CoreGateway(Gateway):
             # ST_FLUSH_FIRST (a Cancel of an order of this batch), ST_FULL, or no room:
             # run what is decoded, then go on
             self._run()
-            resumed = st == K.ST_FLUSH_FIRST
+            resumed = now == K.ST_FLUSH_FIRST
+
+    def _gtd_new(self) -> None:
+        """Queue the expiries of the GTD orders the last decode entered."""
+        Gv = self._Gv
+        for expire, ref in self.GTDB[: Gv[K.G_GTD_NEW]].tolist():
+            heapq.heappush(self._gtd, (expire, ref))
+        Gv[K.G_GTD_NEW] = 0
+
+    # --- one compiled call per read ------------------------------------------------------
+    def on_read(self, s: Session, data: bytes, max_packet: int) -> bool:
+        """Run one read of session ``s`` — ``data``, the bytes as received — as its own
+        batch through the one-call path (:func:`exchange.core.fused.read_batch`): frames,
+        decode, engine, replies and journal group in one compiled call, then the journal
+        copy and the replies as :meth:`flush` ends. Returns False, having done nothing,
+        when the read is not that case (a packet other than Unsequenced Data, a partial
+        frame, a batch pending, a journal note only Python writes): the caller then takes
+        the ordinary path. Same replies, journal and state as that path
+        (``tests/exchange/core/test_one_call.py``). O(bytes + messages + events)."""
+        if self._n_be or self._payloads or self._decoding or self._jlog:
+            return False
+        ep = self._read_ep
+        if not ep:
+            if ep is False or not self._warm_read():
+                return False
+            ep = self._read_ep
+        seq = self.sequencer
+        d = self.durable
+        if d is not None:
+            if not self._binary() or self._flags_changed():
+                return False
+            jseq, gw = d.journal.next_seq, d.gseq + 1
+        elif seq.journal:
+            return False
+        else:
+            jseq, gw = -1, 0
+        tabs = self._tabs or self._fused_tables()
+        eng = seq.engine
+        words, arena, e0, e1, handle = eng.kernel_window()
+        r = ep(
+            data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, seq.clock(),
+            seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
+        )  # fmt: skip
+        res = r[0]
+        if res == F.R_FALLBACK:
+            return False
+        if self._Gv[K.G_GTD_NEW]:
+            self._gtd_new()
+        self._buf = data
+        self._n_be, self._n_cmd = n_be, n_cmd = r[3], r[4]
+        if res == F.R_DECODED:
+            self._decoding = True
+            try:
+                self._decode_loop(data, self._msgf, r[2], r[1], r[5])
+            finally:
+                self._decoding = False
+            self._run()
+        elif res == F.R_APPLIED and r[15] == K.AP_DONE and (d is None or r[16] >= 0):
+            # the common case, done: no numpy call, nothing Python must decide
+            ne = r[8]
+            self._n_be = self._n_cmd = self._n_cnt = 0
+            seq.last_ts = r[6] + n_be - 1  # Sequencer.reserve(n_be), done in the kernel
+            seq.commands += n_cmd
+            seq.events += ne
+            eng._pos = e0 + ne  # MatchingEngine.kernel_done, inline
+            if r[13]:
+                self._replies(r[12], r[13])
+            if r[14]:
+                self._fills(r[14])
+            if d is not None:  # journaled (and fsynced) before any reply is written
+                d.commit_frames(self._jb_mv[: r[16]], n_cmd, gw if r[17] else None)
+            if self._dirty:
+                dirty, self._dirty = self._dirty, set()
+                for conn in dirty:
+                    conn.drain_out()
+            if r[14] and self.tradelog is not None:
+                self.tradelog.flush()
+            if seq.event_listeners:  # after the replies: the slice is a numpy call
+                seq._unpublished.append(arena[e0 : e0 + ne])
+                seq.publish()
+        else:
+            base = r[6]
+            self._n_be = self._n_cmd = self._n_cnt = 0
+            seq.last_ts = base + n_be - 1  # Sequencer.reserve(n_be), done in the kernel
+            seq.commands += n_cmd
+            ev = eng.kernel_done(self.CMDS[:n_cmd], e0, r[7], r[8], r[9])
+            seq.events += len(ev)
+            if seq.event_listeners:
+                seq._unpublished.append(ev)
+            first = r[10:] if res == F.R_APPLIED else None
+            self._finish(ev, base, n_be, n_cmd, {}, d is not None, first)
+        if d is not None and d.snapshot_due:
+            d.snapshot(background=d.background)
+        return True
+
+    def _warm_read(self) -> bool:
+        """Compile (or load) the one-call path's kernel; False if this gateway cannot take
+        it (an engine other than the numba one)."""
+        eng = self.sequencer.engine
+        if not hasattr(eng, "kernel_window"):
+            self._read_ep = False
+            return False
+        words, arena, e0, e1, handle = eng.kernel_window()
+        args = (
+            b"\0", 0, 0, 0, self._msgf, self._fused_tables(), 0, 0, words, arena, e0, e1,
+            handle, 0, 0,
+        )  # fmt: skip
+        self._entry("_read_ep", F.read_batch, args)
+        return True
+
+    def _fused_tables(self) -> tuple:
+        """The tables and buffers :func:`~exchange.core.fused.read_batch` takes, as one
+        tuple (kept until one of them is reallocated)."""
+        t = self.tables
+        self._tabs = (
+            t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.BE,
+            self.CMDS, self.GTDB, self.CNT, self.OUT, self.OUTIDX, self.TR, self.CMD8,
+            self.NOTE, self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB,
+        )  # fmt: skip
+        return self._tabs
+
+    def _binary(self) -> bool:
+        """Whether the core frames this batch's journal records itself: the journal is the
+        only listener and this process's session names are journaled (see
+        :meth:`_commit_binary`)."""
+        d = self.durable
+        seq = self.sequencer
+        return (
+            d is not None
+            and self._names_journaled
+            and len(seq.journal) == 1
+            and seq.journal[0] == d.on_batch
+            and not d.journal._pending
+        )
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) every kernel this gateway calls, without
@@ -431,6 +575,7 @@ class CoreGateway(Gateway):
         MSG = array("q", [0, 0, 0, 0])
         self._entry("_decode_ep", K.decode_batch, self._decode_args(buf, MSG, 0, 0, False))
         self._entry("_stamp_ep", K.stamp, (self.CMDS, 0, 0))
+        self._warm_read()
         args = self._apply_args(_NO_EVENTS, buf, 0, 0, 0, 0, *_NO_JOURNAL)
         self._entry("_apply_ep", K.apply_journal, args)
         self._entry("_note_ep", K.note_orders, self._note_args(self.CMDS[:0], _NO_EVENTS))
@@ -706,16 +851,9 @@ class CoreGateway(Gateway):
         base = seq.reserve(n_be)
         cmds = self.CMDS[:n_cmd]
         ev = _NO_EVENTS
-        d = self.durable
         # the core frames the journal records itself when the journal is the only listener
         # (and this process's session names are journaled): see _commit_binary
-        binary = (
-            d is not None
-            and self._names_journaled
-            and len(seq.journal) == 1
-            and seq.journal[0] == d.on_batch
-            and not d.journal._pending
-        )
+        binary = self._binary()
         if n_cmd:
             args = (self.CMDS, n_cmd, base)
             (self._stamp_ep or self._entry("_stamp_ep", K.stamp, args))(*args)
@@ -731,19 +869,31 @@ class CoreGateway(Gateway):
             if not getattr(seq.engine, "results_read_only", False) and ev.flags.writeable:
                 ev = ev.view()
                 ev.setflags(write=False)
+        self._finish(ev, base, n_be, n_cmd, ctx, binary)
+
+    def _finish(
+        self, ev: np.ndarray, base: int, n_be: int, n_cmd: int, ctx: dict[int, Any],
+        binary: bool, first: tuple | None = None,
+    ) -> None:  # fmt: skip
+        """The batch after the engine: apply its events (``first``: the first apply pass's
+        results, if the one-call path made it), journal it (and fsync per the policy)
+        before any reply is written, write the replies, then the trade log and market
+        data."""
+        seq = self.sequencer
+        d = self.durable
         self._out_end = self._out_n = 0
-        jn, noted = self._apply(ev, base, n_be, ctx, binary, n_cmd)
+        jn, noted = self._apply(ev, base, n_be, ctx, binary, n_cmd, first)
         if d is not None:  # journaled (and fsynced) before any reply
             jlog = self._jlog
             if jn >= 0:  # the core framed the records in the apply call (_commit_binary)
                 jlog.clear()
                 d.commit_frames(self._jb_mv[:jn], n_cmd, d.gseq + 1 if noted else None)
             elif jn < -1:  # it could: only the journal buffer was too small
-                self._commit_binary(d, cmds, ev)
+                self._commit_binary(d, self.CMDS[:n_cmd], ev)
             else:
                 if binary and n_cmd:
-                    d.on_batch(cmds)
-                d.commit(cmds, ev)
+                    d.on_batch(self.CMDS[:n_cmd])
+                d.commit(self.CMDS[:n_cmd], ev)
         else:
             self._jlog.clear()
         if self._dirty:
@@ -755,8 +905,9 @@ class CoreGateway(Gateway):
         seq.publish()
 
     def _apply(
-        self, ev: np.ndarray, base: int, n_be: int, ctx: dict[int, Any], binary: bool, n_cmd: int
-    ) -> tuple[int, bool]:
+        self, ev: np.ndarray, base: int, n_be: int, ctx: dict[int, Any], binary: bool,
+        n_cmd: int, first: tuple | None = None,
+    ) -> tuple[int, bool]:  # fmt: skip
         """Apply the batch's events in compiled code, stopping for the rare ones. With
         ``binary``, the last pass also frames the batch's journal records when every reply
         is its own (see :meth:`_commit_binary`): returns their bytes in ``JB`` (-1: not
@@ -767,16 +918,20 @@ class CoreGateway(Gateway):
             self.OUTIDX = np.empty((2 * need, 3), np.int64)
             self.TR = np.empty((2 * need, K.TF), np.int64)
             self._out_views()
+            self._tabs = None
         e, li = 0, 0
         d = self.durable
         while True:
-            if binary and not self._jlog and not self._flags_changed():
-                j = (1, n_cmd, d.journal.next_seq, d.gseq + 1, self.sequencer.last_ts)
+            if first is not None:  # made by the one-call path (on_read)
+                (e, li, end, n_out, n_tr, st, jn, noted), first = first, None
             else:
-                j = _NO_JOURNAL
-            args = self._apply_args(ev, self._buf, e, li, base, n_be, *j)
-            apply = self._apply_ep or self._entry("_apply_ep", K.apply_journal, args)
-            e, li, end, n_out, n_tr, st, jn, noted = apply(*args)
+                if binary and not self._jlog and not self._flags_changed():
+                    j = (1, n_cmd, d.journal.next_seq, d.gseq + 1, self.sequencer.last_ts)
+                else:
+                    j = _NO_JOURNAL
+                args = self._apply_args(ev, self._buf, e, li, base, n_be, *j)
+                apply = self._apply_ep or self._entry("_apply_ep", K.apply_journal, args)
+                e, li, end, n_out, n_tr, st, jn, noted = apply(*args)
             self._deliver(end, n_out, n_tr)
             if st == K.AP_DONE:
                 return jn, noted
@@ -798,17 +953,29 @@ class CoreGateway(Gateway):
 
     def _deliver(self, end: int, n_out: int, n_tr: int) -> None:
         if n_out:
-            raw = self._out_mv[:end].tobytes()
-            by_row = self._by_row
-            append = Session.append  # logged below as one chunk, not packet by packet
-            for s, o, ln in self._outidx_mv[:n_out].tolist():
-                sess = by_row[s]
-                if sess is None:
-                    sess = self.session_at(s)
-                append(sess, raw[o : o + ln])
+            raw = self._replies(end, n_out)
             self._jlog.append(_OUT_PENDING)  # rows read from OUTIDX when needed
             self._out_raw, self._out_end, self._out_n = raw, end, n_out
-        if n_tr and self.tradelog is not None:
+        if n_tr:
+            self._fills(n_tr)
+
+    def _replies(self, end: int, n_out: int) -> bytes:
+        """Append the ``n_out`` replies in ``OUT[:end]`` to their sessions' stores (and
+        connections' output); returns ``OUT[:end]`` as bytes. They are not logged packet
+        by packet: the caller journals them as one chunk."""
+        raw = self._out_mv[:end].tobytes()
+        by_row = self._by_row
+        append = Session.append
+        for s, o, ln in self._outidx_mv[:n_out].tolist():
+            sess = by_row[s]
+            if sess is None:
+                sess = self.session_at(s)
+            append(sess, raw[o : o + ln])
+        return raw
+
+    def _fills(self, n_tr: int) -> None:
+        """Write the batch's ``n_tr`` fills in ``TR`` to the trade log (if any)."""
+        if self.tradelog is not None:
             names = self.account_names
             fill = self.tradelog.fill
             for ts, match, iid, aid, side, px, qty, aggr in self.TR[:n_tr].tolist():
@@ -909,6 +1076,7 @@ class CoreGateway(Gateway):
         if len(self.NOTE) < need:
             self.NOTE = np.empty((2 * need, K.NF), np.int64)
             self.GONE = np.empty(2 * need, np.int64)
+            self._tabs = None
 
     def _commit_binary(self, d: Any, cmds: np.ndarray, ev: np.ndarray) -> None:
         """Journal the batch as records the core frames (``K.journal_batch``): its commands
@@ -928,6 +1096,7 @@ class CoreGateway(Gateway):
                 break
             self.JB = np.empty(-2 * n, np.uint8)  # no room: nothing was written
             self._jb_mv = memoryview(self.JB)
+            self._tabs = None
             self._note_room(n_cmd + len(ev))
         self._jlog.clear()
         d.commit_frames(self._jb_mv[:n], n_cmd, gw if noted else None)
@@ -1026,6 +1195,7 @@ class CoreGateway(Gateway):
         while len(t.ORD) < need:
             t.G[K.G_FREE] = -1
             t.grow()
+        self._tabs = None
         ORD = t.ORD
         serial = int(t.G[K.G_NEXT_SERIAL])
         for seq_no, (

@@ -158,6 +158,31 @@ class MatchingEngine:
             return out
         return self._process_rest(cmds, used, out)
 
+    def kernel_window(self) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray]:
+        """For a compiled caller that runs the kernel itself (``process_handle``, as
+        ``exchange.core.fused.read_batch`` does): the event arena's words and records, the
+        ``[start, end)`` part one call may write, and the state handle. Finish with
+        :meth:`kernel_done`. O(1) (a fresh arena when the current one is full)."""
+        start = self._pos
+        if start + self._cap > len(self._arena):
+            self._new_arena()
+            start = 0
+        return self._arena_words, self._arena, start, start + self._cap, self._handle
+
+    def kernel_done(
+        self, cmds: np.ndarray, start: int, used: int, ne: int, more: int
+    ) -> np.ndarray:
+        """The events of a batch whose first kernel call a compiled caller made in the
+        window :meth:`kernel_window` gave (it returned ``used, ne, more``): exactly what
+        :meth:`process` would have returned, finishing the batch if that call did not."""
+        self._pos = start + ne
+        out = self._arena[start : start + ne]
+        if not more and used == len(cmds):
+            return out
+        if self._fast is None:
+            self._fast = _kernel_entry(cmds, self._arena_words, self._handle)
+        return self._process_rest(cmds, used, out)
+
     def _process_rest(self, cmds: np.ndarray, pos: int, first: np.ndarray) -> np.ndarray:
         """The rest of :meth:`process` when its first kernel call did not finish: more
         calls while the event buffer fills or work is pending, growing the buffer when a

@@ -1,0 +1,206 @@
+"""The one-call path (``CoreGateway.on_read``) against the Python gateway, read by read.
+
+The streams of ``test_core_vs_gateway`` are cut into *reads*: consecutive messages of one
+session, as a connection would receive them in one ``data_received``. The Python gateway
+gets each read's messages and a flush; the compiled core gets the read's framed bytes
+through ``on_read`` (and, where that declines, the same messages through ``on_message``
+and a flush, as the connection does). Every session must end with the same packets, the
+same working quantities and positions, and the same number of working orders; the
+streams must have taken the one-call path as well as each of its ways back to the batch
+path.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
+
+from exchange.core import fused as F
+from exchange.core import kernel as K
+from exchange.core.gateway import CoreGateway
+from exchange.protocol import messages as m
+from exchange.protocol import soupbintcp as soup
+from tests.exchange.core.test_core_vs_gateway import (
+    ACCESS,
+    USERS,
+    _Clock,
+    _e,
+    _enter_bytes,
+    _pair,
+    op,
+)
+from tests.exchange.gateway.conftest import H100F27, H100Z26
+
+MAX = soup.MAX_INBOUND_PACKET
+
+
+class _Results:
+    """Counts of what ``read_batch`` returned, by result and apply status."""
+
+    def __init__(self, core: CoreGateway) -> None:
+        self.counts: dict[str, int] = {}
+        ep = core._read_ep
+
+        def counted(*args: object) -> tuple:
+            r = ep(*args)
+            key = ["fallback", "decoded", "engine", "applied"][r[0]]
+            if r[0] == F.R_APPLIED and r[15] != K.AP_DONE:
+                key = "applied, Python's event"
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return r
+
+        core._read_ep = counted
+
+
+def _messages(ops: list, sessions: dict, py, core) -> list:
+    """The stream as reads ``(user, [message bytes])`` and other steps."""
+    tokens = dict.fromkeys(USERS, 0)
+    entered: dict[str, list[int]] = {u: [] for u in USERS}
+
+    def pick(u: str, k: int) -> int:
+        return entered[u][k % len(entered[u])] if entered[u] and k < 10 else k
+
+    steps: list = []
+    for o in ops:
+        if o[0] in ("flush", "tick", "disconnect"):
+            steps.append(o)
+            continue
+        if o[0] == "enter":
+            f = dict(o[1])
+            u = f["user"]
+            tokens[u] = max(tokens[u] + f["token_step"], 0)
+            f["token"] = tokens[u]
+            entered[u].append(tokens[u])
+            data = _enter_bytes(f)
+        elif o[0] == "cancel":
+            u = o[1]
+            data = struct.pack(">cI", b"X", pick(u, o[2]))
+        elif o[0] == "replace":
+            _, u, orig, price, qty, stop, step = o
+            tokens[u] += step
+            entered[u].append(tokens[u])
+            data = m.REPLACE_ORDER.struct.pack(b"U", pick(u, orig), tokens[u], price, stop, qty)
+        elif o[0] == "mass":
+            _, u, inst, side = o
+            tokens[u] += 1
+            data = m.MASS_CANCEL.struct.pack(b"C", tokens[u], inst, bytes([side]))
+        elif o[0] in ("kill", "kill_by"):
+            u = "admin" if o[0] == "kill" else o[1]
+            tokens[u] += 1
+            acct = (o[1] if o[0] == "kill" else "ALICE").encode().ljust(16, b" ")
+            data = m.KILL_SWITCH.struct.pack(b"K", tokens[u], acct, bytes([o[2]]))
+        else:
+            u, data = o[1], o[2]
+        if steps and steps[-1][0] == "read" and steps[-1][1] == u:
+            steps[-1][2].append(data)
+        else:
+            steps.append(("read", u, [data]))
+    return steps
+
+
+def _run(ops: list) -> dict[str, int]:
+    clock = _Clock()
+    py, core, sessions = _pair(clock)
+    assert core._warm_read()
+    results = _Results(core)
+    taken = 0
+    for step in _messages(ops, sessions, py, core):
+        if step[0] == "tick":
+            clock.now += step[1]
+        elif step[0] == "disconnect":
+            py.cancel_all(sessions[step[1]][0], ord("D"))
+            core.cancel_all(sessions[step[1]][1], ord("D"))
+            py.flush()
+            core.flush()
+        elif step[0] == "read":
+            _, u, msgs = step
+            ps, cs = sessions[u]
+            for data in msgs:
+                py.on_message(ps, data)
+            py.flush()
+            framed = b"".join(soup.unsequenced(d) for d in msgs)
+            if core.on_read(cs, framed, MAX):
+                taken += 1
+            else:
+                for data in msgs:
+                    core.on_message(cs, data)
+                core.flush()
+    py.flush()
+    core.flush()
+    for u in USERS:
+        ps, cs = sessions[u]
+        got, want = cs.replay_from(1), ps.replay_from(1)
+        for n, (g, w) in enumerate(zip(got, want, strict=False)):
+            assert g == w, (
+                f"{u} packet {n + 1}: core {m.decode_outbound(g[3:])} != "
+                f"gateway {m.decode_outbound(w[3:])}"
+            )
+        assert len(got) == len(want), f"{u}: core sent {len(got)} packets, gateway {len(want)}"
+    for acct in ACCESS.accounts.values():
+        for iid in (H100Z26, H100F27):
+            aid = acct.account_id
+            assert core.tables.working(aid, iid) == py.risk.working(aid, iid), (acct.name, iid)
+            assert core.tables.position(aid, iid) == py.risk.position(aid, iid), (acct.name, iid)
+    assert core.tables.G[K.G_ORDERS] == len(py.orders)
+    assert core.sequencer.last_ts == py.sequencer.last_ts
+    results.counts["taken"] = taken
+    return results.counts
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(op, min_size=8, max_size=60))
+@example([_e("alice"), _e("bob", side=ord("S"), qty=5), ("cancel", "bob", 1)])
+@example([_e("alice"), ("cancel", "alice", 1), ("cancel", "alice", 1)])  # cancel in batch
+@example([_e("slow")] * 7 + [("tick", 10**9), _e("slow")])  # throttle, then refill
+@example([_e("alice", inst=12601), _e("alice", inst=1), _e("alice", token_step=0)])
+def test_one_call_path_sends_what_the_python_gateway_sends(ops: list) -> None:
+    for key in _run(ops):
+        event(f"read_batch: {key}")
+
+
+def test_each_way_through_the_one_call_path_is_taken() -> None:
+    # Arrange: reads for every outcome of read_batch
+    ops = [
+        _e("alice"),  # applied
+        _e("bob", side=ord("S"), qty=5),  # applied, with a fill (and a trade-log row)
+        ("flush",),
+        _e("carol"),
+        ("replace", "carol", 0, 2801, 2, 0, 1),  # decoded: a Replace is Python's
+        ("flush",),
+        _e("alice"),
+        ("cancel", "alice", 1),  # decoded: the Cancel of an order of this read
+        ("flush",),
+        ("tick", 10**9),
+        _e("slow"),
+        ("junk", "slow", b"?abc"),  # decoded: a malformed message
+    ]
+    # Act
+    counts = _run(ops)
+    # Assert
+    assert counts.get("applied", 0) >= 2, counts
+    assert counts.get("decoded", 0) >= 3, counts
+    assert counts["taken"] == sum(v for k, v in counts.items() if k != "taken"), counts
+
+
+def test_a_read_that_is_not_whole_unsequenced_packets_is_declined() -> None:
+    # Arrange
+    clock = _Clock()
+    _, core, sessions = _pair(clock)
+    cs = sessions["alice"][1]
+    order = soup.unsequenced(_enter_bytes(dict(_e("alice")[1], token=1)))
+    before = cs.next_seq
+    # Act / Assert: nothing is done for any of them
+    assert not core.on_read(cs, order[:-1], MAX)  # a partial frame
+    assert not core.on_read(cs, soup.CLIENT_HEARTBEAT_PACKET + order, MAX)
+    assert not core.on_read(cs, order + soup.packet(b"O"), MAX)  # then a logout
+    assert not core.on_read(cs, order, len(order) - 3)  # longer than the connection allows
+    assert cs.next_seq == before and core.tables.G[K.G_ORDERS] == 0
+    # and a whole one is taken
+    assert core.on_read(cs, order, MAX)
+    assert cs.next_seq == before + 1 and core.tables.G[K.G_ORDERS] == 1
