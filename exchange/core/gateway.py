@@ -279,7 +279,8 @@ class CoreGateway(Gateway):
         #: any of them is reallocated: ``_tabs`` is None)
         self._read_ep: Any = None
         self._msgf = array("q", bytes(8 * 4 * batch))
-        self._tabs: tuple | None = None
+        self._tabs: np.ndarray | None = None
+        self._tabs_arrays: tuple = ()
         #: every packet appended to a session store since the last journal note, in order
         #: (``(session row as int16 bytes, packets)``): what the next note records. The
         #: last ``_deliver``'s chunk is logged as ``_OUT_PENDING`` while ``OUT`` and
@@ -467,12 +468,14 @@ class CoreGateway(Gateway):
             return False
         else:
             jseq, gw = -1, 0
-        tabs = self._tabs or self._fused_tables()
+        tabs = self._tabs
+        if tabs is None:
+            tabs = self._fused_tables()
         eng = seq.engine
         words, arena, e0, e1, handle = eng.kernel_window()
         r = ep(
-            data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, seq.clock(),
-            seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
+            data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
+            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
         )  # fmt: skip
         res = r[0]
         if res == F.R_FALLBACK:
@@ -535,21 +538,24 @@ class CoreGateway(Gateway):
             return False
         words, arena, e0, e1, handle = eng.kernel_window()
         args = (
-            b"\0", 0, 0, 0, self._msgf, self._fused_tables(), 0, 0, words, arena, e0, e1,
-            handle, 0, 0,
+            b"\0", 0, 0, 0, self._msgf, self._fused_tables(), self.CMDS, 0, 0, words, arena,
+            e0, e1, handle, 0, 0,
         )  # fmt: skip
         self._entry("_read_ep", F.read_batch, args)
         return True
 
-    def _fused_tables(self) -> tuple:
-        """The tables and buffers :func:`~exchange.core.fused.read_batch` takes, as one
-        tuple (kept until one of them is reallocated)."""
+    def _fused_tables(self) -> np.ndarray:
+        """The handle of the tables and buffers :func:`~exchange.core.fused.read_batch`
+        takes (:func:`~exchange.core.fused.table_handle`; kept, with the arrays it
+        points into, until one of them is reallocated)."""
         t = self.tables
-        self._tabs = (
+        arrays = (
             t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.BE,
-            self.CMDS, self.GTDB, self.CNT, self.OUT, self.OUTIDX, self.TR, self.CMD8,
-            self.NOTE, self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB,
+            self.GTDB, self.CNT, self.OUT, self.OUTIDX, self.TR, self.CMD8, self.NOTE,
+            self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB,
         )  # fmt: skip
+        self._tabs = F.table_handle(arrays)
+        self._tabs_arrays = arrays  # the handle's memory stays alive with them
         return self._tabs
 
     def _binary(self) -> bool:
