@@ -461,9 +461,19 @@ class CoreGateway(Gateway):
         seq = self.sequencer
         d = self.durable
         if d is not None:
-            if not self._binary() or self._flags_changed():
+            # _binary() and not _flags_changed(), written out (this runs once per read)
+            j = d.journal
+            if (
+                j._pending
+                or not self._names_journaled
+                or len(seq.journal) != 1
+                or seq.journal[0] != d.on_batch
+                or self._status_changed
+                or bool(self._Gv[K.G_CLOSED]) != self._j_closed
+                or self.risk.blocked != self._j_blocked
+            ):
                 return False
-            jseq, gw = d.journal.next_seq, d.gseq + 1
+            jseq, gw = j.next_seq, d.gseq + 1
         elif seq.journal:
             return False
         else:
@@ -472,7 +482,12 @@ class CoreGateway(Gateway):
         if tabs is None:
             tabs = self._fused_tables()
         eng = seq.engine
-        words, arena, e0, e1, handle = eng.kernel_window()
+        e0 = eng._pos  # MatchingEngine.kernel_window, written out
+        if e0 + eng._cap > len(eng._arena):
+            eng._new_arena()
+            e0 = 0
+        arena = eng._arena
+        words, e1, handle = eng._arena_words, e0 + eng._cap, eng._handle
         r = ep(
             data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
             seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
