@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvloop
@@ -389,6 +391,37 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Set the CPU affinity of every thread of process ``pid`` (Linux ``/proc``)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def placed(servers: list[int], server_cpu: int, client_cpu: int) -> Iterator[None]:
+    """Run the block with every thread of the ``servers`` processes on ``server_cpu`` and
+    this (client) process on ``client_cpu``; every affinity is restored afterwards.
+
+    Where the kernel puts each process decides much of a loopback round trip on this
+    VM: waking a process on the other, idle vCPU costs ~25-30 µs each way, on the
+    client's own CPU nothing. Left to the scheduler, the echo (which does almost nothing)
+    was usually woken on the client's CPU and the gateway often on the other, so their
+    ratio measured the placement as much as the gateway (docs/gateway.md,
+    "Placement")."""
+    every = set(os.sched_getaffinity(0))
+    try:
+        for pid in servers:
+            _pin(pid, {server_cpu})
+        _pin(os.getpid(), {client_cpu})
+        yield
+    finally:
+        for pid in servers:
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError):
+                _pin(pid, every)
+        _pin(os.getpid(), every)
+
+
 def _access_file(path: Path, users: list[str], accounts: int) -> None:
     from exchange.auth import hash_password
 
@@ -436,7 +469,8 @@ def run(quick: bool) -> dict:
     conns = 4
     per_conn = 25_000 if quick else 100_000
     accounts = 16
-    users = ["rtt", "rtta", "rtti"] + [f"p{k}" for k in range(conns)]
+    pipe_users = [f"p{k}" for k in range(conns)]
+    users = ["rtt", "rtta", "rtti", "rtts", "rttx", *pipe_users]
     with tempfile.TemporaryDirectory(prefix="flopex-wire-") as tmp:
         access = Path(tmp) / "access.yaml"
         _access_file(access, users, accounts)
@@ -477,6 +511,21 @@ def run(quick: bool) -> dict:
                 _Target(port, "rtti", total, iids[0], "RTTIA0"),
             ]
             hie, hi = uvloop.run(closed_loop(idle, n_rtt, block, settle=True))
+            # the asyncio closed loop again with both servers placed alike: on the
+            # client's CPU, then (with a second CPU) both on the other one
+            cpus = sorted(os.sched_getaffinity(0))
+            layouts = [("_same_cpu", cpus[0], "rtts")]
+            if len(cpus) > 1:
+                layouts.append(("_cross_cpu", cpus[-1], "rttx"))
+            for tag, server_cpu, user in layouts:
+                with placed([echo.pid, proc.pid], server_cpu, cpus[0]):
+                    pair = [
+                        _Target(echo_port, user, total, iids[0], f"{user.upper()}A0"),
+                        _Target(port, user, total, iids[0], f"{user.upper()}A0"),
+                    ]
+                    hpe, hp = uvloop.run(closed_loop(pair, n_rtt, block))
+                result.update(_percentiles(f"echo_rtt{tag}", hpe))
+                result.update(_percentiles(f"ack_rtt{tag}", hp))
             _stop(echo)
             result.update(_percentiles("echo_rtt", hae))
             result.update(_percentiles("echo_rtt_busypoll", he))
@@ -487,7 +536,7 @@ def run(quick: bool) -> dict:
             cpu0 = _cpu_seconds(proc.pid)
             t0 = time.perf_counter()
             rate, rejected = uvloop.run(
-                pipelined(port, users[3:], per_conn, iids, accounts, window=4000)
+                pipelined(port, pipe_users, per_conn, iids, accounts, window=4000)
             )
             wall = time.perf_counter() - t0
             cpu1 = _cpu_seconds(proc.pid)
@@ -519,12 +568,14 @@ def run(quick: bool) -> dict:
             (ha,) = uvloop.run(closed_loop([t], n_rtt // 3, block))
             result.update(_percentiles("ack_rtt_fsync", ha))
             rate, _ = uvloop.run(
-                pipelined(port, users[3:], per_conn // 2, iids, accounts, window=4000)
+                pipelined(port, pipe_users, per_conn // 2, iids, accounts, window=4000)
             )
             result["orders_per_s_fsync"] = round(rate)
         finally:
             _stop(proc)
-    for tag in ("", "_busypoll", "_idle"):
+    for tag in ("", "_busypoll", "_idle", "_same_cpu", "_cross_cpu"):
+        if f"ack_rtt{tag}_p50_us" not in result:
+            continue
         for q in ("p50", "p99"):
             ack, echo = result[f"ack_rtt{tag}_{q}_us"], result[f"echo_rtt{tag}_{q}_us"]
             result[f"ack_vs_echo{tag}_{q}"] = round(ack / echo, 2)
@@ -532,8 +583,11 @@ def run(quick: bool) -> dict:
     return result
 
 
-#: The floor is trusted when the asyncio echo's p50 is at most this many times the
-#: busy-polling client's echo p50 (1.2-1.8x on this box when it is quiet) ...
+#: The placements the latency targets are judged on (both servers placed alike)
+PLACED = ("_same_cpu", "_cross_cpu")
+#: The floor is trusted when the echo's p50 with everything on one CPU is at most this
+#: many times the busy-polling client's echo p50 (1.2-1.4x on this box when it is quiet;
+#: the unplaced asyncio echo read 1.2-1.8x) ...
 FLOOR_SANITY = 2.0
 #: ... and, for the p99 ratio, its p99 at most this many times the busy-polling echo's
 #: p99 (0.96-2.11x in the runs of 2026-12-03 whose tails were not host spikes; 6.6-10.3x
@@ -542,21 +596,34 @@ FLOOR_P99_SANITY = 3.0
 
 
 def judge_targets(result: dict) -> dict[str, bool | None]:
-    """The issue's targets for one run. The latency ratios are judged only when the
-    floor itself is sane: with the host loaded the echo's own round trip balloons (274 µs
-    against its usual ~35 seen on this VM) and a ratio to it would flatter the gateway, so
-    they are ``None`` (not judged) and ``floor_ok`` says why. The p99 ratio also needs the
-    echo's own tail sane (``floor_p99_ok``): a run whose echo p99 is a host spike (860 µs
-    against 83 busy-polling) would flatter it the same way."""
-    echo, spin = result["echo_rtt_p50_us"], result["echo_rtt_busypoll_p50_us"]
-    floor_ok = echo <= FLOOR_SANITY * spin
+    """The issue's targets for one run.
+
+    The latency ratios are judged on the runs where both servers were placed alike
+    (:func:`placed`): the worse of the two placements' ratios (``judged_*``). The run
+    left to the scheduler is reported (``ack_vs_echo_p50``) but not judged: there the
+    placement, not the gateway, decided much of the ratio.
+
+    They are judged only when the floor itself is sane: with the host loaded the echo's
+    own round trip balloons (274 µs against its usual ~35 seen on this VM) and a ratio to
+    it would flatter the gateway, so they are ``None`` (not judged) and ``floor_ok`` says
+    why. The p99 ratio also needs the echo's own tail sane (``floor_p99_ok``): a run
+    whose echo p99 is a host spike (860 µs against 83 busy-polling) would flatter it the
+    same way. A result without placed runs (older runs) is judged on the asyncio run."""
+    tags = [t for t in PLACED if f"ack_vs_echo{t}_p50" in result] or [""]
+    floor = tags[0]  # the lowest floor: everything on the client's CPU
+    spin, spin99 = result["echo_rtt_busypoll_p50_us"], result.get("echo_rtt_busypoll_p99_us", 0.0)
+    floor_ok = result[f"echo_rtt{floor}_p50_us"] <= FLOOR_SANITY * spin
     result["floor_ok"] = floor_ok
-    tail = result.get("echo_rtt_p99_us", 0.0), result.get("echo_rtt_busypoll_p99_us", 0.0)
-    floor_p99_ok = floor_ok and tail[0] <= FLOOR_P99_SANITY * tail[1]
+    floor_p99_ok = (
+        floor_ok and result.get(f"echo_rtt{floor}_p99_us", 0.0) <= FLOOR_P99_SANITY * spin99
+    )
     result["floor_p99_ok"] = floor_p99_ok
+    p50 = max(result[f"ack_vs_echo{t}_p50"] for t in tags)
+    p99 = max(result[f"ack_vs_echo{t}_p99"] for t in tags)
+    result["judged_ack_vs_echo_p50"], result["judged_ack_vs_echo_p99"] = p50, p99
     return {
-        "ack_p50_le_1.5x_echo": result["ack_vs_echo_p50"] <= 1.5 if floor_ok else None,
-        "ack_p99_le_2x_echo": result["ack_vs_echo_p99"] <= 2.0 if floor_p99_ok else None,
+        "ack_p50_le_1.5x_echo": p50 <= 1.5 if floor_ok else None,
+        "ack_p99_le_2x_echo": p99 <= 2.0 if floor_p99_ok else None,
         "orders_per_s_ge_100k": result["orders_per_s"] >= 100_000,
     }
 

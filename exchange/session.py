@@ -113,6 +113,24 @@ class Session:
         if sink is not None:
             sink.send(framed)
 
+    def extend(self, framed: list[bytes], blob: bytes) -> None:
+        """:meth:`append` of each of ``framed`` (``blob`` is their concatenation), with
+        one send of ``blob`` to the sink. O(len(framed))."""
+        store = self._store
+        store.extend(framed)
+        n = len(framed)
+        if self.next_seq <= self.mark < self.next_seq + n:
+            self.touched.append(self)  # type: ignore[union-attr]
+        self.next_seq += n
+        excess = len(store) - self.replay_limit
+        if excess > 0:
+            for _ in range(excess):
+                store.popleft()
+            self._first_seq += excess
+        sink = self.sink
+        if sink is not None:
+            sink.send(blob)
+
     def replay_from(self, seq: int) -> list[bytes]:
         """Framed packets ``seq .. next_seq-1`` in order. O(k) for k packets returned.
 

@@ -60,3 +60,36 @@ def test_a_spiked_echo_tail_leaves_only_the_p99_ratio_unjudged() -> None:
     assert targets["ack_p99_le_2x_echo"] is None
     assert run["floor_ok"] is True
     assert run["floor_p99_ok"] is False
+
+
+def _placed(same: tuple, cross: tuple, spin: float = 27.0, unplaced: float = 2.4) -> dict:
+    """A run with both placements: (echo p50, ack/echo p50, echo p99, ack/echo p99)."""
+    run = _run(echo=60.0, spin=spin, p50=unplaced, p99=1.5)
+    for tag, (echo, p50, echo99, p99) in (("_same_cpu", same), ("_cross_cpu", cross)):
+        run[f"echo_rtt{tag}_p50_us"] = echo
+        run[f"echo_rtt{tag}_p99_us"] = echo99
+        run[f"ack_vs_echo{tag}_p50"] = p50
+        run[f"ack_vs_echo{tag}_p99"] = p99
+    return run
+
+
+def test_placed_runs_are_judged_on_the_worse_placement_not_the_unplaced_run() -> None:
+    # same CPU 1.48x, other CPU 1.31x: judged 1.48x although the unplaced run read 2.4x
+    run = _placed(same=(34.0, 1.48, 80.0, 1.7), cross=(70.0, 1.31, 150.0, 1.2))
+    assert judge_targets(run)["ack_p50_le_1.5x_echo"] is True
+    assert run["judged_ack_vs_echo_p50"] == 1.48
+    assert run["judged_ack_vs_echo_p99"] == 1.7
+    # either placement over the bound fails the target
+    run = _placed(same=(34.0, 1.45, 80.0, 1.7), cross=(70.0, 1.62, 150.0, 2.2))
+    targets = judge_targets(run)
+    assert targets["ack_p50_le_1.5x_echo"] is False
+    assert targets["ack_p99_le_2x_echo"] is False
+
+
+def test_placed_runs_take_their_floor_from_the_same_cpu_echo() -> None:
+    # a same-CPU echo at 2.5x the busy-polling echo: the host is loaded, nothing judged
+    run = _placed(same=(67.0, 1.2, 150.0, 1.1), cross=(90.0, 1.1, 200.0, 1.0))
+    targets = judge_targets(run)
+    assert targets["ack_p50_le_1.5x_echo"] is None
+    assert targets["ack_p99_le_2x_echo"] is None
+    assert run["floor_ok"] is False
