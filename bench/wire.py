@@ -8,6 +8,14 @@ an asyncio client that sleeps in the event loop between replies (like the client
 latency benchmarks; on a shared 2-core box the spinning client's tail shows scheduler
 preemption, ~3 ms time slices, rather than the server).
 
+``ack_rtt_same_cpu_*`` / ``ack_rtt_cross_cpu_*`` (and their ``echo_rtt_*``) repeat the
+asyncio closed loop with the echo and the gateway placed alike (:func:`placed`): both on
+the client's CPU, then both on the other one. The targets are judged on the worse of the
+two (``judged_ack_vs_echo_*``); the unplaced run keeps the plain keys and is reported,
+not judged: on this VM the scheduler usually put the echo on the client's CPU and the
+gateway often not, ~25-30 µs of wake-up each way that the ratio then charged to the
+gateway.
+
 ``ack_rtt_no_md_*`` repeats the asyncio closed loop against ``flopex serve
 --no-market-data``: what the market data feed (published after each batch's replies)
 costs the order-entry round trip.
