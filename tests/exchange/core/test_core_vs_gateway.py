@@ -151,58 +151,52 @@ _OPS = [
 op = st.integers(0, len(_OPS) - 1).flatmap(lambda k: _OPS[k])
 
 
-def _run(ops: list) -> None:
-    clock = _Clock()
-    py, core, sessions = _pair(clock)
-    tokens = dict.fromkeys(USERS, 0)
-    entered: dict[str, list[int]] = {u: [] for u in USERS}
+class _Encoder:
+    """Turns the stream's message ops into (user, message bytes), keeping each session's
+    tokens (so resent, skipped and reused tokens happen as the op asks)."""
 
-    def pick(u: str, k: int) -> int:  # mostly a token the session used, sometimes not
-        return entered[u][k % len(entered[u])] if entered[u] and k < 10 else k
+    def __init__(self) -> None:
+        self.tokens = dict.fromkeys(USERS, 0)
+        self.entered: dict[str, list[int]] = {u: [] for u in USERS}
 
-    for o in ops:
-        if o[0] == "flush":
-            py.flush()
-            core.flush()
-            continue
-        if o[0] == "tick":
-            clock.now += o[1]
-            continue
+    def pick(self, u: str, k: int) -> int:  # mostly a token the session used, sometimes not
+        entered = self.entered[u]
+        return entered[k % len(entered)] if entered and k < 10 else k
+
+    def __call__(self, o: tuple) -> tuple[str, bytes]:
+        tokens, entered = self.tokens, self.entered
         if o[0] == "enter":
             f = dict(o[1])
             u = f["user"]
             tokens[u] = max(tokens[u] + f["token_step"], 0)
             f["token"] = tokens[u]
             entered[u].append(tokens[u])
-            data = _enter_bytes(f)
-        elif o[0] == "cancel":
-            u = o[1]
-            data = struct.pack(">cI", b"X", pick(u, o[2]))
-        elif o[0] == "replace":
+            return u, _enter_bytes(f)
+        if o[0] == "cancel":
+            return o[1], struct.pack(">cI", b"X", self.pick(o[1], o[2]))
+        if o[0] == "replace":
             _, u, orig, price, qty, stop, step = o
             tokens[u] += step
             entered[u].append(tokens[u])
-            data = m.REPLACE_ORDER.struct.pack(b"U", pick(u, orig), tokens[u], price, stop, qty)
-        elif o[0] == "mass":
+            return u, m.REPLACE_ORDER.struct.pack(
+                b"U", self.pick(u, orig), tokens[u], price, stop, qty
+            )
+        if o[0] == "mass":
             _, u, inst, side = o
             tokens[u] += 1
-            data = m.MASS_CANCEL.struct.pack(b"C", tokens[u], inst, bytes([side]))
-        elif o[0] in ("kill", "kill_by"):
+            return u, m.MASS_CANCEL.struct.pack(b"C", tokens[u], inst, bytes([side]))
+        if o[0] in ("kill", "kill_by"):
             u = "admin" if o[0] == "kill" else o[1]
             tokens[u] += 1
             acct = (o[1] if o[0] == "kill" else "ALICE").encode().ljust(16, b" ")
-            data = m.KILL_SWITCH.struct.pack(b"K", tokens[u], acct, bytes([o[2]]))
-        elif o[0] == "disconnect":
-            py.cancel_all(sessions[o[1]][0], ord("D"))
-            core.cancel_all(sessions[o[1]][1], ord("D"))
-            continue
-        else:
-            u, data = o[1], o[2]
-        ps, cs = sessions[u]
-        py.on_message(ps, data)
-        core.on_message(cs, data)
-    py.flush()
-    core.flush()
+            return u, m.KILL_SWITCH.struct.pack(b"K", tokens[u], acct, bytes([o[2]]))
+        return o[1], o[2]  # junk
+
+
+def _assert_same(py, core, sessions: dict) -> list[bytes]:
+    """Every session's packets, the working quantities and positions per account and the
+    number of working orders are the same in both gateways; returns the packets."""
+    sent = []
     for u in USERS:
         ps, cs = sessions[u]
         got, want = cs.replay_from(1), ps.replay_from(1)
@@ -212,14 +206,40 @@ def _run(ops: list) -> None:
                 f"gateway {m.decode_outbound(w[3:])}"
             )
         assert len(got) == len(want), f"{u}: core sent {len(got)} packets, gateway {len(want)}"
-        for w in want:
-            event(f"packet {chr(w[3])}")
+        sent += want
     for acct in ACCESS.accounts.values():
         for iid in (H100Z26, H100F27):
             aid = acct.account_id
             assert core.tables.working(aid, iid) == py.risk.working(aid, iid), (acct.name, iid)
             assert core.tables.position(aid, iid) == py.risk.position(aid, iid), (acct.name, iid)
     assert core.tables.G[K.G_ORDERS] == len(py.orders)
+    return sent
+
+
+def _run(ops: list) -> None:
+    clock = _Clock()
+    py, core, sessions = _pair(clock)
+    encode = _Encoder()
+    for o in ops:
+        if o[0] == "flush":
+            py.flush()
+            core.flush()
+            continue
+        if o[0] == "tick":
+            clock.now += o[1]
+            continue
+        if o[0] == "disconnect":
+            py.cancel_all(sessions[o[1]][0], ord("D"))
+            core.cancel_all(sessions[o[1]][1], ord("D"))
+            continue
+        u, data = encode(o)
+        ps, cs = sessions[u]
+        py.on_message(ps, data)
+        core.on_message(cs, data)
+    py.flush()
+    core.flush()
+    for w in _assert_same(py, core, sessions):
+        event(f"packet {chr(w[3])}")
 
 
 def _e(user: str, token_step: int = 1, **kw: object) -> tuple:

@@ -13,8 +13,9 @@ from exchange.venue import build_gateway
 from tests.exchange.gateway.conftest import ACCESS, H100Z26, TRADE_DATE
 
 
-def test_tables_grow_and_the_replies_stay_the_python_gateways() -> None:
-    # Arrange: the core with room for 4 orders (and a 16-slot token table)
+def _small_core() -> tuple:
+    """The Python gateway and a core whose tables start with room for 4 orders (and a
+    16-slot token table)."""
     py = build_gateway(ACCESS, TRADE_DATE, engine="numba", compiled=False)
     core = build_gateway(ACCESS, TRADE_DATE, engine="numba")
     assert isinstance(core, CoreGateway)
@@ -22,7 +23,15 @@ def test_tables_grow_and_the_replies_stay_the_python_gateways() -> None:
         g.sequencer.clock = lambda: 1_000
     small = CoreTables.build(ACCESS, core.risk.checker, core.mono_clock(), orders=4)
     core.tables = core.risk.tables = small  # type: ignore[attr-defined]
+    core._Gv = memoryview(small.G)
+    core._tabs = None
     assert len(small.ORD) == 4 and len(small.TOKH) == 16
+    return py, core
+
+
+def test_tables_grow_and_the_replies_stay_the_python_gateways() -> None:
+    # Arrange: the core with room for 4 orders (and a 16-slot token table)
+    py, core = _small_core()
     pairs = [(g.session_for(ACCESS.logins["alice"]), g) for g in (py, core)]
     # Act: 300 resting orders in batches of 30, every third one canceled a batch later
     for batch in range(10):
@@ -45,15 +54,7 @@ def test_tables_grow_and_the_replies_stay_the_python_gateways() -> None:
 
 def test_tables_grow_under_the_one_call_path() -> None:
     # Arrange: as above, the core reading whole reads through on_read
-    py = build_gateway(ACCESS, TRADE_DATE, engine="numba", compiled=False)
-    core = build_gateway(ACCESS, TRADE_DATE, engine="numba")
-    assert isinstance(core, CoreGateway)
-    for g in (py, core):
-        g.sequencer.clock = lambda: 1_000
-    small = CoreTables.build(ACCESS, core.risk.checker, core.mono_clock(), orders=4)
-    core.tables = core.risk.tables = small  # type: ignore[attr-defined]
-    core._Gv = memoryview(small.G)
-    core._tabs = None
+    py, core = _small_core()
     ps, cs = (g.session_for(ACCESS.logins["alice"]) for g in (py, core))
     taken = 0
     # Act: 300 resting orders in reads of 30, every third one canceled a read later

@@ -12,26 +12,22 @@ path.
 
 from __future__ import annotations
 
-import struct
-
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from exchange.core import fused as F
 from exchange.core import kernel as K
 from exchange.core.gateway import CoreGateway
-from exchange.protocol import messages as m
 from exchange.protocol import soupbintcp as soup
 from tests.exchange.core.test_core_vs_gateway import (
-    ACCESS,
-    USERS,
+    _assert_same,
     _Clock,
     _e,
+    _Encoder,
     _enter_bytes,
     _pair,
     op,
 )
-from tests.exchange.gateway.conftest import H100F27, H100Z26
 
 MAX = soup.MAX_INBOUND_PACKET
 
@@ -54,45 +50,16 @@ class _Results:
         core._read_ep = counted
 
 
-def _messages(ops: list, sessions: dict, py, core) -> list:
-    """The stream as reads ``(user, [message bytes])`` and other steps."""
-    tokens = dict.fromkeys(USERS, 0)
-    entered: dict[str, list[int]] = {u: [] for u in USERS}
-
-    def pick(u: str, k: int) -> int:
-        return entered[u][k % len(entered[u])] if entered[u] and k < 10 else k
-
+def _steps(ops: list) -> list:
+    """The stream as reads ``("read", user, [message bytes])`` and the other steps:
+    consecutive messages of one session make one read."""
+    encode = _Encoder()
     steps: list = []
     for o in ops:
         if o[0] in ("flush", "tick", "disconnect"):
             steps.append(o)
             continue
-        if o[0] == "enter":
-            f = dict(o[1])
-            u = f["user"]
-            tokens[u] = max(tokens[u] + f["token_step"], 0)
-            f["token"] = tokens[u]
-            entered[u].append(tokens[u])
-            data = _enter_bytes(f)
-        elif o[0] == "cancel":
-            u = o[1]
-            data = struct.pack(">cI", b"X", pick(u, o[2]))
-        elif o[0] == "replace":
-            _, u, orig, price, qty, stop, step = o
-            tokens[u] += step
-            entered[u].append(tokens[u])
-            data = m.REPLACE_ORDER.struct.pack(b"U", pick(u, orig), tokens[u], price, stop, qty)
-        elif o[0] == "mass":
-            _, u, inst, side = o
-            tokens[u] += 1
-            data = m.MASS_CANCEL.struct.pack(b"C", tokens[u], inst, bytes([side]))
-        elif o[0] in ("kill", "kill_by"):
-            u = "admin" if o[0] == "kill" else o[1]
-            tokens[u] += 1
-            acct = (o[1] if o[0] == "kill" else "ALICE").encode().ljust(16, b" ")
-            data = m.KILL_SWITCH.struct.pack(b"K", tokens[u], acct, bytes([o[2]]))
-        else:
-            u, data = o[1], o[2]
+        u, data = encode(o)
         if steps and steps[-1][0] == "read" and steps[-1][1] == u:
             steps[-1][2].append(data)
         else:
@@ -106,7 +73,7 @@ def _run(ops: list) -> dict[str, int]:
     assert core._warm_read()
     results = _Results(core)
     taken = 0
-    for step in _messages(ops, sessions, py, core):
+    for step in _steps(ops):
         if step[0] == "tick":
             clock.now += step[1]
         elif step[0] == "disconnect":
@@ -129,21 +96,7 @@ def _run(ops: list) -> dict[str, int]:
                 core.flush()
     py.flush()
     core.flush()
-    for u in USERS:
-        ps, cs = sessions[u]
-        got, want = cs.replay_from(1), ps.replay_from(1)
-        for n, (g, w) in enumerate(zip(got, want, strict=False)):
-            assert g == w, (
-                f"{u} packet {n + 1}: core {m.decode_outbound(g[3:])} != "
-                f"gateway {m.decode_outbound(w[3:])}"
-            )
-        assert len(got) == len(want), f"{u}: core sent {len(got)} packets, gateway {len(want)}"
-    for acct in ACCESS.accounts.values():
-        for iid in (H100Z26, H100F27):
-            aid = acct.account_id
-            assert core.tables.working(aid, iid) == py.risk.working(aid, iid), (acct.name, iid)
-            assert core.tables.position(aid, iid) == py.risk.position(aid, iid), (acct.name, iid)
-    assert core.tables.G[K.G_ORDERS] == len(py.orders)
+    _assert_same(py, core, sessions)
     assert core.sequencer.last_ts == py.sequencer.last_ts
     results.counts["taken"] = taken
     return results.counts
