@@ -153,6 +153,7 @@ def test_a_read_that_is_not_whole_unsequenced_packets_is_declined() -> None:
     assert not core.on_read(cs, soup.CLIENT_HEARTBEAT_PACKET + order, MAX)
     assert not core.on_read(cs, order + soup.packet(b"O"), MAX)  # then a logout
     assert not core.on_read(cs, order, len(order) - 3)  # longer than the connection allows
+    assert not core.on_read(cs, bytearray(order), MAX)  # not bytes: the batch path's
     assert cs.next_seq == before and core.tables.G[K.G_ORDERS] == 0
     # and a whole one is taken
     assert core.on_read(cs, order, MAX)
