@@ -275,8 +275,8 @@ class CoreGateway(Gateway):
         self._note_ep: Any = None
         self._stamp_ep: Any = None
         #: the one-call path (:meth:`on_read`): its entry point, once warmed up, the rows
-        #: its reads' messages get, and the tables it takes as one tuple (rebuilt when
-        #: any of them is reallocated: ``_tabs`` is None)
+        #: its reads' messages get, and the handle of the tables it takes (rebuilt when
+        #: any of them is reallocated: ``_tabs`` is None) with the arrays it points into
         self._read_ep: Any = None
         self._msgf = array("q", bytes(8 * 4 * batch))
         self._tabs: np.ndarray | None = None
@@ -463,19 +463,9 @@ class CoreGateway(Gateway):
         seq = self.sequencer
         d = self.durable
         if d is not None:
-            # _binary() and not _flags_changed(), written out (this runs once per read)
-            j = d.journal
-            if (
-                j._pending
-                or not self._names_journaled
-                or len(seq.journal) != 1
-                or seq.journal[0] != d.on_batch
-                or self._status_changed
-                or bool(self._Gv[K.G_CLOSED]) != self._j_closed
-                or self.risk.blocked != self._j_blocked
-            ):
-                return False
-            jseq, gw = j.next_seq, d.gseq + 1
+            if not self._binary() or self._flags_changed():
+                return False  # this batch's journal note is one only Python writes
+            jseq, gw = d.journal.next_seq, d.gseq + 1
         elif seq.journal:
             return False
         else:
@@ -484,12 +474,7 @@ class CoreGateway(Gateway):
         if tabs is None:
             tabs = self._fused_tables()
         eng = seq.engine
-        e0 = eng._pos  # MatchingEngine.kernel_window, written out
-        if e0 + eng._cap > len(eng._arena):
-            eng._new_arena()
-            e0 = 0
-        arena = eng._arena
-        words, e1, handle = eng._arena_words, e0 + eng._cap, eng._handle
+        words, arena, e0, e1, handle = eng.kernel_window()
         r = ep(
             data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
             seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
@@ -509,13 +494,12 @@ class CoreGateway(Gateway):
                 self._decoding = False
             self._run()
         elif res == F.R_APPLIED and r[15] == K.AP_DONE and (d is None or r[16] >= 0):
-            # the common case, done: no numpy call, nothing Python must decide
-            ne = r[8]
+            # the common case, done: nothing Python must decide, and no numpy call before
+            # the replies are written
             self._n_be = self._n_cmd = self._n_cnt = 0
             seq.last_ts = r[6] + n_be - 1  # Sequencer.reserve(n_be), done in the kernel
             seq.commands += n_cmd
-            seq.events += ne
-            eng._pos = e0 + ne  # MatchingEngine.kernel_done, inline
+            seq.events += r[8]
             if r[13]:
                 self._replies(r[12], r[13])
             if r[14]:
@@ -526,10 +510,13 @@ class CoreGateway(Gateway):
                 dirty, self._dirty = self._dirty, set()
                 for conn in dirty:
                     conn.drain_out()
+            # the engine's events (numpy slices), after the replies; nothing has used the
+            # engine since the kernel call
+            ev = eng.kernel_done(self.CMDS[:n_cmd], e0, r[7], r[8], r[9])
             if r[14] and self.tradelog is not None:
                 self.tradelog.flush()
-            if seq.event_listeners:  # after the replies: the slice is a numpy call
-                seq._unpublished.append(arena[e0 : e0 + ne])
+            if seq.event_listeners:
+                seq._unpublished.append(ev)
                 seq.publish()
         else:
             base = r[6]
