@@ -85,11 +85,11 @@ class SoupServerConnection(asyncio.Protocol):
             return
         self.last_recv = time.monotonic()
         fast = self._fast
-        if fast is not None and not self.decoder._buf:
+        if fast is not None and not self.decoder.pending:
             # the one-call path: the whole read as one batch in one compiled call
             try:
                 if fast(self.session, data, self.decoder.max_packet):
-                    self.decoder._consumed += len(data)
+                    self.decoder.skip(len(data))
                     return
             except Exception:  # a bug must cost one connection, never the server
                 log.exception("internal error on %s; disconnecting it", self.peer)

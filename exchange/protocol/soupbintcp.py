@@ -106,6 +106,11 @@ class FrameDecoder:
         """Bytes buffered that do not yet form a complete packet."""
         return len(self._buf)
 
+    def skip(self, n: int) -> None:
+        """Count ``n`` bytes of whole packets that someone else parsed (with nothing
+        buffered), so later error messages give the right stream offsets. O(1)."""
+        self._consumed += n
+
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         """Append ``data``; return every complete packet, in order.
 
