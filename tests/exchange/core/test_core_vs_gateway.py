@@ -12,6 +12,7 @@ same framed packets, and the same working quantity and positions per account.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -253,27 +254,42 @@ def _e(user: str, token_step: int = 1, **kw: object) -> tuple:
     return ("enter", f)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.lists(op, min_size=8, max_size=60))
-@example([_e("alice"), _e("bob", side=ord("S"), qty=5), ("cancel", "bob", 1)])
-@example([_e("alice"), ("cancel", "alice", 1), ("cancel", "alice", 1)])  # cancel in batch
-@example([_e("slow")] * 7 + [("tick", 10**9), _e("slow")])  # throttle, then refill
-@example([_e("alice", inst=12601), _e("alice", inst=1), _e("alice", token_step=0)])
-# Found by the slow variant: a Replace that fills the order, then a Cancel by the old
-# token in the same batch; the engine rejects the Cancel, and the reject names the
-# order's token after the replace (the Python gateway reports the order's token)
-@example(
+#: streams every run of the differential tests tries (hypothesis's ``example``)
+EXAMPLES = [
+    [_e("alice"), _e("bob", side=ord("S"), qty=5), ("cancel", "bob", 1)],
+    [_e("alice"), ("cancel", "alice", 1), ("cancel", "alice", 1)],  # cancel in batch
+    [_e("slow")] * 7 + [("tick", 10**9), _e("slow")],  # throttle, then refill
+    [_e("alice", inst=12601), _e("alice", inst=1), _e("alice", token_step=0)],
+    # Found by the slow variant: a Replace that fills the order, then a Cancel by the old
+    # token in the same batch; the engine rejects the Cancel, and the reject names the
+    # order's token after the replace (the Python gateway reports the order's token)
     [
         _e("bob", side=ord("S"), price=2801),
         _e("carol", qty=5),
         ("replace", "carol", 0, 2801, 2, 2800, 1),
         ("cancel", "carol", 0),
-    ]
-)
+    ],
+]
+
+
+def streams(max_examples: int) -> Callable:
+    """The differential tests' hypothesis setup: random streams of 8-60 ops, and every
+    stream of :data:`EXAMPLES`."""
+
+    def wrap(test: Callable) -> Callable:
+        test = given(st.lists(op, min_size=8, max_size=60))(test)
+        for stream in reversed(EXAMPLES):
+            test = example(stream)(test)
+        return settings(
+            max_examples=max_examples,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )(test)
+
+    return wrap
+
+
+@streams(max_examples=150)
 def test_core_and_gateway_send_the_same_bytes(ops: list) -> None:
     _run(ops)
 

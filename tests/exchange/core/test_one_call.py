@@ -12,8 +12,7 @@ path.
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, event, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import event
 
 from exchange.core import fused as F
 from exchange.core import kernel as K
@@ -26,7 +25,7 @@ from tests.exchange.core.test_core_vs_gateway import (
     _Encoder,
     _enter_bytes,
     _pair,
-    op,
+    streams,
 )
 
 MAX = soup.MAX_INBOUND_PACKET
@@ -102,16 +101,7 @@ def _run(ops: list) -> dict[str, int]:
     return results.counts
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.lists(op, min_size=8, max_size=60))
-@example([_e("alice"), _e("bob", side=ord("S"), qty=5), ("cancel", "bob", 1)])
-@example([_e("alice"), ("cancel", "alice", 1), ("cancel", "alice", 1)])  # cancel in batch
-@example([_e("slow")] * 7 + [("tick", 10**9), _e("slow")])  # throttle, then refill
-@example([_e("alice", inst=12601), _e("alice", inst=1), _e("alice", token_step=0)])
+@streams(max_examples=120)
 def test_one_call_path_sends_what_the_python_gateway_sends(ops: list) -> None:
     for key in _run(ops):
         event(f"read_batch: {key}")
