@@ -301,6 +301,7 @@ async def _start_feed(gw, host: str, port: int):
     if snap is not None:  # a recovered engine may hold resting orders already
         books = snap()["instruments"]
         pub.seed_from_engine({iid: books[iid] for iid in gw.contracts if iid in books})
+    pub.warm_up()  # its compiled batch, before the first order
     gw.sequencer.event_listeners.append(pub.publish_events)
     feed = FeedServer(pub)
     try:

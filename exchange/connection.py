@@ -182,6 +182,22 @@ class SoupServerConnection(asyncio.Protocol):
             self.gateway.mark_dirty(self)
         out.append(data)
 
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` at once, ahead of the end of the batch, if nothing is queued for
+        this connection (so it cannot overtake earlier output) and it is open; False,
+        having done nothing, otherwise (then :meth:`send` it). The slow-consumer check runs
+        after the write, as in :meth:`drain_out`."""
+        t = self.transport
+        if self._out or t is None or t.is_closing():
+            return False
+        t.write(data)
+        self.last_sent = time.monotonic()
+        if t.get_write_buffer_size() > self.max_outbound:
+            self.disconnect(
+                f"slow consumer: {t.get_write_buffer_size()} bytes not drained", abort=True
+            )
+        return True
+
     def drain_out(self) -> None:
         """Write everything queued in one call; disconnect a consumer too slow to drain."""
         out = self._out

@@ -782,7 +782,7 @@ class Gateway:
             "sessions": {
                 s.name: [
                     s.next_seq,
-                    b"".join(s.replay_from(s._first_seq)),
+                    b"".join(s.replay_from(s.first_seq)),
                     s.last_token,
                     s.status_sent,
                 ]

@@ -389,6 +389,16 @@ class Journal:
         self.next_seq = seg.next_seq
         self.committed_seq = self.next_seq - 1
 
+    @property
+    def policy(self) -> SyncPolicy:
+        """The fsync policy."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: SyncPolicy) -> None:
+        self._policy = policy
+        self._sync_mode = policy.mode != "off"  # write_frames' one test
+
     @staticmethod
     def _truncate(path: Path, offset: int, first_seq: int) -> None:
         if offset < SEGMENT_HEADER.size:
@@ -514,7 +524,34 @@ class Journal:
         """Write records already framed (a commit group, as :meth:`commit` would write it;
         the compiled core builds them) holding ``n_cmds`` commands from ``next_seq`` on,
         with one copy into the segment's map (+ ``fsync`` per the policy). Nothing may be
-        buffered. Returns the last sequence number written."""
+        buffered. Returns the last sequence number written.
+
+        The common case (the group fits the open segment's map, policy ``off``) is one
+        slice assignment and five attribute stores: it runs before every reply."""
+        pos = self._seg_size
+        end = pos + len(frames)
+        mm = self._map
+        if (
+            mm is None
+            or end > len(mm)
+            or end > self.segment_bytes
+            or self._pending
+            or self.read_only
+            or self._fd is None
+        ):
+            return self._write_frames(frames, n_cmds)
+        self.next_seq = nxt = self.next_seq + n_cmds
+        mm[pos:end] = frames
+        self._seg_size = end
+        self.unsynced = True
+        self.committed_seq = nxt - 1
+        if self._sync_mode:
+            self._sync_per_policy()
+        return nxt - 1
+
+    def _write_frames(self, frames: Any, n_cmds: int) -> int:
+        """:meth:`write_frames` when the group needs a segment opened, rolled or mapped
+        (or is refused)."""
         if self.read_only:
             raise RuntimeError("journal opened read-only")
         if self._pending:

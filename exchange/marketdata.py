@@ -31,13 +31,14 @@ import logging
 import socket
 import struct
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from exchange import feed_kernel
 from exchange.engine.abi import EVENT_DTYPE, EVENT_RECORD, EventType, InstrumentStatus, Side
+from exchange.packetlog import PacketLog
 from exchange.protocol import soupbintcp as soup
 from exchange.protocol.layout import F, Layout
 
@@ -207,6 +208,10 @@ _E_STATUS, _E_REF = int(EventType.STATUS), int(EventType.REFERENCE)
 _BUY = int(Side.BUY)
 _PUBLISHED = frozenset((_E_LEVEL, _E_STATUS, _E_REF, E_INDICATIVE))
 _LEN = soup.LENGTH
+#: packets the compiled path holds before the book and the history take them
+_FEED_ROWS = 4096
+#: events per batch the compiled path takes (a larger batch takes the struct path)
+_FEED_BATCH = 256
 
 
 def _framed(body: bytes) -> bytes:
@@ -239,12 +244,34 @@ class FeedPublisher:
 
     def __init__(self, session: str = "", history_limit: int = 1_000_000) -> None:
         self.session = session or _default_session_name()
-        self.history_limit = history_limit
-        self.instruments: dict[int, InstrumentState] = {}
+        self._instruments: dict[int, InstrumentState] = {}
         self.next_seq = 1
-        self._history: deque[bytes] = deque()
-        self._history_first = 1
+        #: the replay history: the newest history_limit packets, a batch's as one chunk
+        self._history = PacketLog(history_limit)
         self.sinks: list[FeedSink] = []
+        #: the compiled common batch (exchange.feed_kernel) appends its packets and their
+        #: rows here; the book and the history take them in bulk (:meth:`_flush`) when
+        #: the buffers fill or anything reads them (``_k`` packets, ``_p`` bytes pending)
+        self._out, self._pk = feed_kernel.buffers(_FEED_ROWS)
+        self._out_mv = memoryview(self._out)
+        self._k = self._p = 0
+
+    @property
+    def history_limit(self) -> int:
+        """How many of the newest messages the replay history keeps."""
+        return self._history.limit
+
+    @history_limit.setter
+    def history_limit(self, limit: int) -> None:
+        self._history.limit = limit
+
+    @property
+    def instruments(self) -> dict[int, InstrumentState]:
+        """What the feed knows per instrument (levels, status, reference, settlement),
+        up to date with every message published."""
+        if self._k:
+            self._flush()
+        return self._instruments
 
     # ---- state ----------------------------------------------------------------------
 
@@ -268,26 +295,20 @@ class FeedPublisher:
     @property
     def history_first(self) -> int:
         """Oldest feed sequence number still replayable."""
-        return self._history_first
+        if self._k:
+            self._flush()
+        return self._history.first
 
     def replay_packets(self, from_seq: int, max_bytes: int = 1 << 18) -> tuple[bytes, int]:
         """Framed packets from ``from_seq`` (at most about ``max_bytes``) and the next seq.
 
         ``from_seq`` must be within ``[history_first, next_seq]``. O(packets returned +
         offset into the history)."""
-        if not self._history_first <= from_seq <= self.next_seq:
+        if self._k:
+            self._flush()
+        if not self._history.first <= from_seq <= self.next_seq:
             raise ValueError(f"sequence {from_seq} is not in the replay history")
-        out: list[bytes] = []
-        size = 0
-        i = from_seq - self._history_first
-        hist = self._history
-        n = len(hist)
-        while i < n and size < max_bytes:
-            p = hist[i]
-            out.append(p)
-            size += len(p)
-            i += 1
-        return b"".join(out), self._history_first + i
+        return self._history.read(from_seq, max_bytes)
 
     def snapshot_packets(self) -> tuple[bytes, int]:
         """The full snapshot (framed, outside the sequence) and the seq it is valid before."""
@@ -296,8 +317,9 @@ class FeedPublisher:
         nlevels = 0
         inst_pack = SNAPSHOT_INSTRUMENT.struct.pack
         lvl_pack = SNAPSHOT_LEVEL.struct.pack
-        for iid in sorted(self.instruments):
-            st = self.instruments[iid]
+        instruments = self.instruments
+        for iid in sorted(instruments):
+            st = instruments[iid]
             parts.append(
                 _framed(
                     inst_pack(
@@ -315,23 +337,25 @@ class FeedPublisher:
                     qty, orders = book[price]
                     parts.append(_framed(lvl_pack(b"P", iid, side, price, qty, orders)))
                     nlevels += 1
-        head = _framed(SNAPSHOT_BEGIN.struct.pack(b"G", last, len(self.instruments), nlevels))
+        head = _framed(SNAPSHOT_BEGIN.struct.pack(b"G", last, len(instruments), nlevels))
         tail = _framed(SNAPSHOT_END.struct.pack(b"E", last))
         return head + b"".join(parts) + tail, last + 1
 
     # ---- publishing -----------------------------------------------------------------
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the compiled batch before serving."""
+        feed_kernel.encode_feed(np.zeros(0, EVENT_DTYPE), 1, self._out, self._pk, 0, 0)
+
     def _emit(self, packets: list[bytes]) -> None:
+        """Append ``packets`` to the history and hand them to every live sink."""
         if not packets:
             return
-        hist = self._history
-        hist.extend(packets)
-        excess = len(hist) - self.history_limit
-        if excess > 0:
-            for _ in range(excess):
-                hist.popleft()
-            self._history_first += excess
-        blob = b"".join(packets)
+        self._history.extend(packets)
+        if self.sinks:
+            self._deliver(b"".join(packets))
+
+    def _deliver(self, blob: bytes) -> None:
         for sink in list(self.sinks):
             sink.deliver(blob, self.next_seq)
 
@@ -344,17 +368,69 @@ class FeedPublisher:
         indicative price -> Indicative Opening Price.
         Other events are private to the order owner and not published. O(events): the
         records are unpacked from the array's bytes with one precompiled ``struct`` (no
-        numpy per-call costs, small or large batch)."""
-        if len(events) == 0:
+        numpy per-call costs, small or large batch), or, for a batch of Level Updates and
+        Trades only (ordinary trading), encoded by one compiled call
+        (:func:`exchange.feed_kernel.encode_feed`), the same bytes."""
+        n = len(events)
+        if n == 0:
             return 0
+        if n <= _FEED_BATCH:
+            k0, p0 = self._k, self._p
+            k, p = feed_kernel.encode_feed(events, self.next_seq, self._out, self._pk, k0, p0)
+            if k == feed_kernel.FULL:
+                self._flush()
+                k0 = p0 = 0
+                k, p = feed_kernel.encode_feed(events, self.next_seq, self._out, self._pk, 0, 0)
+            if k >= 0:
+                added = k - k0
+                if added:
+                    self._k, self._p = k, p
+                    self.next_seq += added
+                    if self.sinks:
+                        self._deliver(self._out_mv[p0:p].tobytes())
+                return added
+        if self._k:
+            self._flush()
         return self._publish_rows(EVENT_RECORD.iter_unpack(events.tobytes()))
+
+    def _flush(self) -> None:
+        """Take the compiled batches' pending packets into the history and their level
+        updates into the book: the last update of each (instrument, side, price) only.
+        O(packets), the book part O(levels updated) dict operations."""
+        k, p = self._k, self._p
+        self._k = self._p = 0
+        if not k:
+            return
+        blob = self._out_mv[:p].tobytes()
+        rows = self._pk[:k]
+        self._history.add(blob, k)
+        instruments = self._instruments
+        for iid in dict.fromkeys(rows[:, feed_kernel.PK_INST].tolist()):
+            if iid not in instruments:
+                instruments[iid] = InstrumentState()
+        lv = rows[rows[:, feed_kernel.PK_LEVEL] == 1][:, feed_kernel.PK_INST :]
+        if len(lv):
+            # the last row of each level: sorted by key (a stable sort keeps each key's
+            # rows in order), a row whose successor has another key
+            lv = lv[np.lexsort((lv[:, 2], lv[:, 1], lv[:, 0]))]
+            last = np.ones(len(lv), bool)
+            last[:-1] = (lv[1:, :3] != lv[:-1, :3]).any(axis=1)
+            for iid, side, price, qty, orders in lv[last].tolist():
+                st = instruments[iid]
+                book = st.bids if side == _BUY else st.asks
+                if qty > 0:
+                    book[price] = (qty, orders)
+                else:
+                    book.pop(price, None)
 
     def _publish_rows(self, rows: Iterable[tuple]) -> int:
         """:meth:`publish_events` on events as plain-int tuples in ``EVENT_DTYPE`` field
         order. O(events)."""
+        if self._k:
+            self._flush()
         seq = self.next_seq
         packets: list[bytes] = []
-        instruments = self.instruments
+        instruments = self._instruments
         for r in rows:
             et = r[_F_TYPE]
             if et == _E_TRADE:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from exchange.auth import Login
+from exchange.packetlog import split_packets
 from exchange.throttle import Throttle
 
 
@@ -26,6 +27,10 @@ class Sink(Protocol):
     """Where a live connection's bytes go (the gateway's connection object)."""
 
     def send(self, data: bytes) -> None: ...
+
+    def write_now(self, data: bytes) -> bool:
+        """Write ``data`` at once if nothing is queued; False, doing nothing, otherwise."""
+        ...
 
 
 @dataclass(slots=True)
@@ -57,7 +62,10 @@ class Session:
         self.login = login
         self.name = login.session
         self._store: deque[bytes] = deque()
-        self._first_seq = 1  # sequence number of _store[0]
+        self._first = 1  # sequence number of _store[0]
+        #: packets numbered and written but not yet in _store: byte strings of whole
+        #: packets, in order (keep_blob; split into the store when it is next read)
+        self._blobs: list[bytes] = []
         self.next_seq = 1  # number the next sequenced packet will get
         self.replay_limit = replay_limit
         self.last_token = 0
@@ -78,9 +86,18 @@ class Session:
         self.touched = touched
         self.mark = self.next_seq
 
+    @property
+    def first_seq(self) -> int:
+        """The number of the oldest packet still kept for replay."""
+        if self._blobs:
+            self._settle()
+        return self._first
+
     def take_unjournaled(self) -> bytes:
         """The framed packets since the last call (concatenated); marks them journaled."""
-        start = max(self.mark, self._first_seq) - self._first_seq
+        if self._blobs:
+            self._settle()
+        start = max(self.mark, self._first) - self._first
         store = self._store
         out = b"".join([store[i] for i in range(start, len(store))])
         self.mark = self.next_seq
@@ -92,8 +109,9 @@ class Session:
         """Reset the store to ``frames``, the newest packets ending at ``next_seq - 1``."""
         kept = frames[-self.replay_limit :] if self.replay_limit else []
         self._store = deque(kept)
+        self._blobs = []
         self.next_seq = next_seq
-        self._first_seq = next_seq - len(kept)
+        self._first = next_seq - len(kept)
         self.last_token = last_token
         self.status_sent = status_sent
         if self.touched is not None:
@@ -101,6 +119,8 @@ class Session:
 
     def append(self, framed: bytes) -> None:
         """Store one framed Sequenced Data packet and send it if connected. O(1)."""
+        if self._blobs:
+            self._settle()
         store = self._store
         store.append(framed)
         if self.next_seq == self.mark:
@@ -108,7 +128,7 @@ class Session:
         self.next_seq += 1
         if len(store) > self.replay_limit:
             store.popleft()
-            self._first_seq += 1
+            self._first += 1
         sink = self.sink
         if sink is not None:
             sink.send(framed)
@@ -116,20 +136,47 @@ class Session:
     def extend(self, framed: list[bytes], blob: bytes) -> None:
         """:meth:`append` of each of ``framed`` (``blob`` is their concatenation), with
         one send of ``blob`` to the sink. O(len(framed))."""
-        store = self._store
-        store.extend(framed)
+        self.keep(framed)
+        sink = self.sink
+        if sink is not None:
+            sink.send(blob)
+
+    def keep(self, framed: list[bytes]) -> None:
+        """Store ``framed`` (Sequenced Data packets, in order) without sending them: for a
+        caller that has written them to the sink itself. O(len(framed))."""
+        if self._blobs:
+            self._settle()
         n = len(framed)
         if self.next_seq <= self.mark < self.next_seq + n:
             self.touched.append(self)  # type: ignore[union-attr]
         self.next_seq += n
+        self._store_extend(framed)
+
+    def keep_blob(self, blob: bytes, n: int) -> None:
+        """:meth:`keep` of ``n`` packets given as one byte string (whole framed packets
+        back to back, as written to the sink). O(1): they are split into the store when
+        it is next read (or 64 such strings are waiting), in bulk."""
+        if self.next_seq <= self.mark < self.next_seq + n:
+            self.touched.append(self)  # type: ignore[union-attr]
+        self.next_seq += n
+        blobs = self._blobs
+        blobs.append(blob)
+        if len(blobs) >= 64:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Split the waiting byte strings (:meth:`keep_blob`) into the store."""
+        blobs, self._blobs = self._blobs, []
+        self._store_extend(split_packets(b"".join(blobs)))
+
+    def _store_extend(self, framed: list[bytes]) -> None:
+        store = self._store
+        store.extend(framed)
         excess = len(store) - self.replay_limit
         if excess > 0:
             for _ in range(excess):
                 store.popleft()
-            self._first_seq += excess
-        sink = self.sink
-        if sink is not None:
-            sink.send(blob)
+            self._first += excess
 
     def replay_from(self, seq: int) -> list[bytes]:
         """Framed packets ``seq .. next_seq-1`` in order. O(k) for k packets returned.
@@ -139,9 +186,11 @@ class Session:
         """
         if seq >= self.next_seq:
             return []
-        if seq < self._first_seq:
-            raise ReplayGap(f"sequence {seq} no longer kept (oldest {self._first_seq})")
-        start = seq - self._first_seq
+        if self._blobs:
+            self._settle()
+        if seq < self._first:
+            raise ReplayGap(f"sequence {seq} no longer kept (oldest {self._first})")
+        start = seq - self._first
         store = self._store
         if start == 0:
             return list(store)

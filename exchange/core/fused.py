@@ -96,8 +96,9 @@ def read_batch(
     (first record number ``jseq``, note number ``gw``), -1 for none.
 
     Returns ``(result, next message, n_messages, n_be, n_cmd, decode status, base, used,
-    n_events, more)`` followed by ``apply_journal``'s eight values (zeros unless
-    :data:`R_APPLIED`). O(bytes + messages + events), no allocation."""
+    n_events, more)`` followed by ``apply_journal``'s eight values and whether every reply
+    is for session row ``sess`` (zeros and False unless :data:`R_APPLIED`).
+    O(bytes + messages + events), no allocation."""
     SESS = _I2(T[0], (T[1], T[2]))
     ACCT = _I2(T[3], (T[4], T[5]))
     PERM = _I2(T[6], (T[7], T[8]))
@@ -127,10 +128,10 @@ def read_batch(
     cap = len(MSG) // 4
     while pos < n:
         if pos + 3 > n:
-            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False
+            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
         ln = (data[pos] << 8) | data[pos + 1]
         if ln < 1 or ln > max_packet or pos + 2 + ln > n or data[pos + 2] != _U or n_msg >= cap:
-            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False
+            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
         pos += 2 + ln
         n_msg += 1
     pos = 0
@@ -147,7 +148,7 @@ def read_batch(
         CMDS, 0, GTDB,
     )  # fmt: skip
     if st != _ST_DONE or nxt != n_msg or n_cmd == 0:
-        return R_DECODED, nxt, n_msg, n_be, n_cmd, st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False
+        return R_DECODED, nxt, n_msg, n_be, n_cmd, st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
     # 3. the sequencer's timestamps (Sequencer.reserve) and the engine
     base = now if now > last_ts else last_ts + 1
     K.stamp(CMDS, n_cmd, base)
@@ -172,6 +173,7 @@ def read_batch(
             0,
             0,
             False,
+            False,
         )
     # 4. events -> replies, order table, exposures; then the journal group
     ev = EV[e_start : e_start + ne]
@@ -182,7 +184,12 @@ def read_batch(
         OUT, OUTIDX, TR, journal, CMD8, CMDS, n_cmd, jseq, NOTE, GONE, SSENT, JTOK, JSS, gw,
         ts, JB,
     )  # fmt: skip
+    mine = True  # every reply is for this read's session (one write, ahead of the rest)
+    for i in range(n_out):
+        if OUTIDX[i, 0] != sess:
+            mine = False
+            break
     return (
         R_APPLIED, nxt, n_msg, n_be, n_cmd, st, base, used, ne, more, e, li, end, n_out, n_tr,
-        ast, jn, noted,
+        ast, jn, noted, mine,
     )  # fmt: skip

@@ -500,24 +500,36 @@ class CoreGateway(Gateway):
             seq.last_ts = r[6] + n_be - 1  # Sequencer.reserve(n_be), done in the kernel
             seq.commands += n_cmd
             seq.events += r[8]
-            if r[13]:
-                self._replies(r[12], r[13])
-            if r[14]:
-                self._fills(r[14])
             if d is not None:  # journaled (and fsynced) before any reply is written
                 d.commit_frames(self._jb_mv[: r[16]], n_cmd, gw if r[17] else None)
+            n_out = r[13]
+            if n_out:
+                raw = self._out_mv[: r[12]].tobytes()
+                sink = s.sink
+                if r[18] and sink is not None and sink.write_now(raw):
+                    # every reply is this session's: written first, then stored (nothing
+                    # reads the store in between; Sequenced Data carries no number)
+                    s.keep_blob(raw, n_out)
+                else:
+                    self._replies(r[12], n_out, raw)
+            if r[14]:
+                self._fills(r[14])
             if self._dirty:
                 dirty, self._dirty = self._dirty, set()
                 for conn in dirty:
                     conn.drain_out()
-            # the engine's events (numpy slices), after the replies; nothing has used the
-            # engine since the kernel call
-            ev = eng.kernel_done(self.CMDS[:n_cmd], e0, r[7], r[8], r[9])
+            # the engine's events (a numpy slice), after the replies; nothing has used the
+            # engine since the kernel call, which ran the whole batch (R_APPLIED)
+            ev = eng.kernel_events(e0, r[8])
             if r[14] and self.tradelog is not None:
                 self.tradelog.flush()
             if seq.event_listeners:
-                seq._unpublished.append(ev)
-                seq.publish()
+                if seq._unpublished:
+                    seq._unpublished.append(ev)
+                    seq.publish()
+                else:  # Sequencer.publish of this one batch
+                    for listener in seq.event_listeners:
+                        listener(ev)
         else:
             base = r[6]
             self._n_be = self._n_cmd = self._n_cnt = 0
@@ -969,11 +981,13 @@ class CoreGateway(Gateway):
         if n_tr:
             self._fills(n_tr)
 
-    def _replies(self, end: int, n_out: int) -> bytes:
-        """Append the ``n_out`` replies in ``OUT[:end]`` to their sessions' stores (and
-        connections' output); returns ``OUT[:end]`` as bytes. They are not logged packet
-        by packet: the caller journals them as one chunk."""
-        raw = self._out_mv[:end].tobytes()
+    def _replies(self, end: int, n_out: int, raw: bytes | None = None) -> bytes:
+        """Append the ``n_out`` replies in ``OUT[:end]`` (``raw``, if the caller has
+        them as bytes already) to their sessions' stores (and connections' output);
+        returns ``OUT[:end]`` as bytes. They are not logged packet by packet: the caller
+        journals them as one chunk."""
+        if raw is None:
+            raw = self._out_mv[:end].tobytes()
         by_row = self._by_row
         rows = self._outidx_mv[:n_out].tolist()
         first = rows[0][0]

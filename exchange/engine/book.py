@@ -183,6 +183,12 @@ class MatchingEngine:
             self._fast = _kernel_entry(cmds, self._arena_words, self._handle)
         return self._process_rest(cmds, used, out)
 
+    def kernel_events(self, start: int, ne: int) -> np.ndarray:
+        """:meth:`kernel_done` for a batch that first call finished (it returned ``used``
+        equal to the batch's length and ``more`` 0): its ``ne`` events. O(1)."""
+        self._pos = start + ne
+        return self._arena[start : start + ne]
+
     def _process_rest(self, cmds: np.ndarray, pos: int, first: np.ndarray) -> np.ndarray:
         """The rest of :meth:`process` when its first kernel call did not finish: more
         calls while the event buffer fills or work is pending, growing the buffer when a
