@@ -15,6 +15,7 @@ from exchange.engine.abi import (
     Side,
     TimeInForce,
     event_tuples,
+    event_words,
 )
 from exchange.engine.book import MatchingEngine, events_to_structs
 from exchange.engine.config import InstrumentConfig, instrument_config_from_spec
@@ -237,6 +238,44 @@ def test_returned_events_never_change_and_cannot_be_written(monkeypatch, capacit
         assert not ours.flags.writeable
         with pytest.raises(ValueError):
             ours["qty"][:] = 0
+
+
+def test_an_arena_nobody_holds_is_reused_and_a_held_one_never_is(monkeypatch) -> None:
+    # Arrange: small arenas; the fills and the arenas made are counted
+    from exchange.engine import book
+
+    monkeypatch.setattr(book, "ARENA_EVENTS", 64)
+    cmds = random_stream(600, seed=12)
+    eng = MatchingEngine(CONFIGS, max_orders=512, event_capacity=24)
+    ref = ReferenceBook(CONFIGS, max_orders=512)
+    made, fills = [0], [0]
+
+    def words(arena: np.ndarray) -> np.ndarray:
+        made[0] += 1
+        return event_words(arena)
+
+    new_arena = eng._new_arena
+
+    def counted() -> None:
+        fills[0] += 1
+        new_arena()
+
+    monkeypatch.setattr(book, "event_words", words)
+    monkeypatch.setattr(eng, "_new_arena", counted)
+    # Act 1: every result dropped before the next command
+    for k in range(300):
+        ours, theirs = eng.process(cmds[k : k + 1]), ref.process(cmds[k : k + 1])
+        assert event_tuples(ours) == event_tuples(theirs)
+        del ours
+    # Assert 1: the one arena started over at every fill
+    assert fills[0] > 5 and made[0] == 0
+    # Act 2: every result kept
+    fills[0] = 0
+    kept = [(eng.process(cmds[k : k + 1]), ref.process(cmds[k : k + 1])) for k in range(300, 600)]
+    # Assert 2: a fresh arena at every fill, and no kept result ever changed
+    assert made[0] == fills[0] > 5
+    for ours, theirs in kept:
+        assert event_tuples(ours) == event_tuples(theirs)
 
 
 def test_a_batch_bigger_than_the_arena_returns_every_event() -> None:
