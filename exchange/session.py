@@ -14,12 +14,11 @@ All state is plain Python data, easy to snapshot; nothing here touches a socket.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from exchange.auth import Login
-from exchange.packetlog import split_packets
+from exchange.packetlog import PacketLog
 from exchange.throttle import Throttle
 
 
@@ -61,13 +60,11 @@ class Session:
     def __init__(self, login: Login, replay_limit: int = 1_000_000) -> None:
         self.login = login
         self.name = login.session
-        self._store: deque[bytes] = deque()
-        self._first = 1  # sequence number of _store[0]
-        #: packets numbered and written but not yet in _store: byte strings of whole
-        #: packets, in order (keep_blob; split into the store when it is next read)
-        self._blobs: list[bytes] = []
+        #: the newest replay_limit packets, a batch's replies as one chunk; packets
+        #: appended one by one wait in _tail (numbered) and join the log as one chunk
+        self._log = PacketLog(replay_limit)
+        self._tail: list[bytes] = []
         self.next_seq = 1  # number the next sequenced packet will get
-        self.replay_limit = replay_limit
         self.last_token = 0
         self.orders: dict[int, OrderRec] = {}  # token -> working order
         #: raw Enter Order account field -> account id, for accounts this login may trade
@@ -87,19 +84,22 @@ class Session:
         self.mark = self.next_seq
 
     @property
+    def replay_limit(self) -> int:
+        """How many of the newest packets are kept for replay."""
+        return self._log.limit
+
+    @property
     def first_seq(self) -> int:
         """The number of the oldest packet still kept for replay."""
-        if self._blobs:
+        if self._tail:
             self._settle()
-        return self._first
+        return self._log.first
 
     def take_unjournaled(self) -> bytes:
         """The framed packets since the last call (concatenated); marks them journaled."""
-        if self._blobs:
+        if self._tail:
             self._settle()
-        start = max(self.mark, self._first) - self._first
-        store = self._store
-        out = b"".join([store[i] for i in range(start, len(store))])
+        out = self._log.read(max(self.mark, self._log.first))[0]
         self.mark = self.next_seq
         return out
 
@@ -107,11 +107,9 @@ class Session:
         self, next_seq: int, frames: list[bytes], last_token: int, status_sent: bool
     ) -> None:
         """Reset the store to ``frames``, the newest packets ending at ``next_seq - 1``."""
-        kept = frames[-self.replay_limit :] if self.replay_limit else []
-        self._store = deque(kept)
-        self._blobs = []
+        self._tail = []
+        self._log.reset(next_seq, frames)
         self.next_seq = next_seq
-        self._first = next_seq - len(kept)
         self.last_token = last_token
         self.status_sent = status_sent
         if self.touched is not None:
@@ -119,16 +117,13 @@ class Session:
 
     def append(self, framed: bytes) -> None:
         """Store one framed Sequenced Data packet and send it if connected. O(1)."""
-        if self._blobs:
-            self._settle()
-        store = self._store
-        store.append(framed)
+        tail = self._tail
+        tail.append(framed)
         if self.next_seq == self.mark:
             self.touched.append(self)  # type: ignore[union-attr]
         self.next_seq += 1
-        if len(store) > self.replay_limit:
-            store.popleft()
-            self._first += 1
+        if len(tail) >= 64:
+            self._settle()
         sink = self.sink
         if sink is not None:
             sink.send(framed)
@@ -136,7 +131,8 @@ class Session:
     def extend(self, framed: list[bytes], blob: bytes) -> None:
         """:meth:`append` of each of ``framed`` (``blob`` is their concatenation), with
         one send of ``blob`` to the sink. O(len(framed))."""
-        self.keep(framed)
+        if framed:
+            self.keep_blob(blob, len(framed))
         sink = self.sink
         if sink is not None:
             sink.send(blob)
@@ -144,57 +140,38 @@ class Session:
     def keep(self, framed: list[bytes]) -> None:
         """Store ``framed`` (Sequenced Data packets, in order) without sending them: for a
         caller that has written them to the sink itself. O(len(framed))."""
-        if self._blobs:
-            self._settle()
-        n = len(framed)
-        if self.next_seq <= self.mark < self.next_seq + n:
-            self.touched.append(self)  # type: ignore[union-attr]
-        self.next_seq += n
-        self._store_extend(framed)
+        if framed:
+            self.keep_blob(b"".join(framed), len(framed))
 
     def keep_blob(self, blob: bytes, n: int) -> None:
-        """:meth:`keep` of ``n`` packets given as one byte string (whole framed packets
-        back to back, as written to the sink). O(1): they are split into the store when
-        it is next read (or 64 such strings are waiting), in bulk."""
+        """:meth:`keep` of ``n`` >= 1 packets given as one byte string (whole framed
+        packets back to back, as written to the sink), kept as it is. O(1) amortized."""
+        if self._tail:
+            self._settle()
         if self.next_seq <= self.mark < self.next_seq + n:
             self.touched.append(self)  # type: ignore[union-attr]
         self.next_seq += n
-        blobs = self._blobs
-        blobs.append(blob)
-        if len(blobs) >= 64:
-            self._settle()
+        self._log.add(blob, n)
 
     def _settle(self) -> None:
-        """Split the waiting byte strings (:meth:`keep_blob`) into the store."""
-        blobs, self._blobs = self._blobs, []
-        self._store_extend(split_packets(b"".join(blobs)))
-
-    def _store_extend(self, framed: list[bytes]) -> None:
-        store = self._store
-        store.extend(framed)
-        excess = len(store) - self.replay_limit
-        if excess > 0:
-            for _ in range(excess):
-                store.popleft()
-            self._first += excess
+        """The packets appended one by one join the log, as one chunk."""
+        tail, self._tail = self._tail, []
+        self._log.add(b"".join(tail), len(tail))
 
     def replay_from(self, seq: int) -> list[bytes]:
-        """Framed packets ``seq .. next_seq-1`` in order. O(k) for k packets returned.
+        """Framed packets ``seq .. next_seq-1`` in order. O(k) for k packets returned
+        (plus the offset of ``seq`` into its batch).
 
         ``seq`` beyond the newest is clamped (nothing to replay); older than kept raises
         :class:`ReplayGap`.
         """
         if seq >= self.next_seq:
             return []
-        if self._blobs:
+        if self._tail:
             self._settle()
-        if seq < self._first:
-            raise ReplayGap(f"sequence {seq} no longer kept (oldest {self._first})")
-        start = seq - self._first
-        store = self._store
-        if start == 0:
-            return list(store)
-        return [store[i] for i in range(start, len(store))]
+        if seq < self._log.first:
+            raise ReplayGap(f"sequence {seq} no longer kept (oldest {self._log.first})")
+        return self._log.packets(seq)
 
     def take_token(self, token: int) -> bool:
         """Accept ``token`` if strictly greater than any before; False for a resend. O(1)."""

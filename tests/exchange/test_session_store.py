@@ -69,12 +69,16 @@ def test_blobs_and_packets_are_numbered_kept_and_replayed_in_order(limit, ops) -
             s.replay_from(s.first_seq - 1)
 
 
-def test_many_blobs_settle_in_bulk_without_a_read() -> None:
+def test_a_batch_is_kept_whole_and_single_packets_join_in_bulk() -> None:
     # Arrange
     s = _session(1000)
     packets = [soup.sequenced(bytes([i])) for i in range(200)]
-    # Act: 100 batches of two, nothing reads the store
-    for i in range(0, 200, 2):
+    # Act: 50 batches of two kept whole, then 100 packets appended one by one
+    for i in range(0, 100, 2):
         s.keep_blob(packets[i] + packets[i + 1], 2)
-    # Assert: at most 63 byte strings wait; the store replays every packet
-    assert len(s._blobs) < 64 and s.replay_from(1) == packets
+    for p in packets[100:]:
+        s.append(p)
+    # Assert: one chunk per batch, the singles in chunks of 64 (36 still waiting); the
+    # store replays every packet in order
+    assert len(s._log._chunks) == 50 + 1 and len(s._tail) == 36
+    assert s.replay_from(1) == packets and s.replay_from(150) == packets[149:]
