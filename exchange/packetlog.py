@@ -32,13 +32,16 @@ class PacketLog:
     Invariants: the live chunks hold exactly packets ``first .. next - 1`` (the oldest
     live chunk may start before ``first``); ``_firsts`` is increasing."""
 
-    __slots__ = ("_chunks", "_firsts", "_lo", "first", "limit", "next")
+    __slots__ = ("_chunks", "_counts", "_firsts", "_lo", "first", "limit", "next")
 
     def __init__(self, limit: int, next_seq: int = 1) -> None:
         self.limit = limit
         self.first = self.next = next_seq
-        self._chunks: list[tuple[bytes, int]] = []  # (framed packets, how many)
-        self._firsts: list[int] = []  # the number of each chunk's first packet
+        # three parallel lists (no tuple per chunk: nothing here for the cyclic GC to
+        # track): each chunk's framed packets, how many, and the number of its first
+        self._chunks: list[bytes] = []
+        self._counts: list[int] = []
+        self._firsts: list[int] = []
         self._lo = 0  # chunks before this one hold only dropped packets
 
     def __len__(self) -> int:
@@ -47,7 +50,8 @@ class PacketLog:
     def add(self, blob: bytes, n: int) -> None:
         """Append ``n`` framed packets, ``blob`` (whole packets back to back, n >= 1),
         numbered ``next ..``; drop the oldest beyond ``limit``. O(1) amortized."""
-        self._chunks.append((blob, n))
+        self._chunks.append(blob)
+        self._counts.append(n)
         self._firsts.append(self.next)
         self.next += n
         if self.next - self.first > self.limit:
@@ -63,19 +67,19 @@ class PacketLog:
         """Hold exactly ``packets`` (the newest ``limit`` of them), the last numbered
         ``next_seq - 1``."""
         kept = packets[-self.limit :] if self.limit else []
-        self._chunks, self._firsts, self._lo = [], [], 0
+        self._chunks, self._counts, self._firsts, self._lo = [], [], [], 0
         self.first = self.next = next_seq - len(kept)
         if kept:
             self.add(b"".join(kept), len(kept))
 
     def _drop(self, first: int) -> None:
         self.first = first
-        chunks, firsts = self._chunks, self._firsts
+        chunks, counts, firsts = self._chunks, self._counts, self._firsts
         lo = self._lo
-        while lo < len(chunks) and firsts[lo] + chunks[lo][1] <= first:
+        while lo < len(chunks) and firsts[lo] + counts[lo] <= first:
             lo += 1
         if lo > 64 and 2 * lo > len(chunks):  # forget the dropped chunks
-            del chunks[:lo], firsts[:lo]
+            del chunks[:lo], counts[:lo], firsts[:lo]
             lo = 0
         self._lo = lo
 
@@ -90,7 +94,7 @@ class PacketLog:
         out: list[bytes] = []
         size = 0
         while 0 <= i < len(chunks) and seq < self.next and (max_bytes < 0 or size < max_bytes):
-            blob, n = chunks[i]
+            blob, n = chunks[i], self._counts[i]
             skip = seq - firsts[i]
             pos = 0
             for _ in range(skip):  # to the first packet wanted
