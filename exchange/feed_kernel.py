@@ -51,6 +51,19 @@ def _put(B, p, v, n):
 
 
 @njit(cache=True)
+def _head(B, p, framed, mtype, seq, ts, iid):
+    """A feed packet's first 24 bytes at ``B[p:]``: SoupBinTCP length (``framed`` - 2)
+    and ``S``, then the message type, sequence number, timestamp and instrument."""
+    B[p] = 0
+    B[p + 1] = framed - 2
+    B[p + 2] = 83  # S
+    B[p + 3] = mtype
+    _put(B, p + 4, seq, 8)
+    _put(B, p + 12, ts, 8)
+    _put(B, p + 20, iid, 4)
+
+
+@njit(cache=True)
 def _side_char(side):
     if side == _BUY:
         return 66  # B
@@ -86,13 +99,7 @@ def encode_feed(ev, seq, OUT, PK, k, p):
                 return DECLINED, 0
             iid = ev[i].instrument_id
             price, qty, orders = ev[i].price, ev[i].qty, ev[i].leaves
-            OUT[p] = 0
-            OUT[p + 1] = LEVEL_FRAMED - 2
-            OUT[p + 2] = 83  # S
-            OUT[p + 3] = 76  # L
-            _put(OUT, p + 4, seq, 8)
-            _put(OUT, p + 12, ev[i].timestamp, 8)
-            _put(OUT, p + 20, iid, 4)
+            _head(OUT, p, LEVEL_FRAMED, 76, seq, ev[i].timestamp, iid)  # L
             OUT[p + 24] = sc
             _put(OUT, p + 25, price, 8)
             _put(OUT, p + 33, qty, 8)
@@ -114,13 +121,7 @@ def encode_feed(ev, seq, OUT, PK, k, p):
             if sc < 0:
                 return DECLINED, 0
             iid = ev[i].instrument_id
-            OUT[p] = 0
-            OUT[p + 1] = TRADE_FRAMED - 2
-            OUT[p + 2] = 83  # S
-            OUT[p + 3] = 84  # T
-            _put(OUT, p + 4, seq, 8)
-            _put(OUT, p + 12, ev[i].timestamp, 8)
-            _put(OUT, p + 20, iid, 4)
+            _head(OUT, p, TRADE_FRAMED, 84, seq, ev[i].timestamp, iid)  # T
             _put(OUT, p + 24, ev[i].match_id, 8)
             _put(OUT, p + 32, ev[i].price, 8)
             _put(OUT, p + 40, ev[i].qty, 8)

@@ -18,6 +18,7 @@ from exchange.engine.abi import (
 )
 from exchange.engine.config import InstrumentConfig
 from exchange.engine.reference import ReferenceBook
+from exchange.marketdata import FeedPublisher
 
 INSTRUMENTS = (12607, 12608, 22607)
 
@@ -102,3 +103,8 @@ def engine_levels(book: ReferenceBook) -> dict[int, tuple[list, list]]:
         iid: ([tuple(x) for x in s["bids"]], [tuple(x) for x in s["asks"]])
         for iid, s in snap.items()
     }
+
+
+def history(pub: FeedPublisher) -> bytes:
+    """Every packet the publisher can replay, framed, in order."""
+    return pub.replay_packets(pub.history_first, 1 << 40)[0]

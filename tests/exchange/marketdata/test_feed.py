@@ -13,7 +13,7 @@ from exchange.bookbuilder import BookBuilder, FeedClient, SequenceGap, decode
 from exchange.engine.abi import EventType, InstrumentStatus, Side
 from exchange.marketdata import FeedPublisher, FeedServer, FeedSink
 from exchange.protocol import soupbintcp as soup
-from tests.exchange.marketdata.conftest import INSTRUMENTS, engine_levels, run
+from tests.exchange.marketdata.conftest import INSTRUMENTS, engine_levels, history, run
 
 
 class Collector(FeedSink):
@@ -27,11 +27,6 @@ class Collector(FeedSink):
         for ptype, payload in self.decoder.feed(blob):
             assert ptype == ord("S")
             self.builder.apply_payload(payload)
-
-
-def _history(pub: FeedPublisher) -> bytes:
-    """Every packet the publisher can replay, framed, in order."""
-    return pub.replay_packets(pub.history_first, 1 << 40)[0]
 
 
 def _new_publisher() -> FeedPublisher:
@@ -318,7 +313,7 @@ def test_events_read_from_the_array_bytes_publish_what_numpy_reads(seed: int) ->
         from_bytes.publish_events(events)
         from_numpy._publish_rows(events.tolist())
     # Assert: identical packets, sequence numbers and books
-    assert _history(from_numpy) == _history(from_bytes) and from_numpy.next_seq > 50
+    assert history(from_numpy) == history(from_bytes) and from_numpy.next_seq > 50
     assert from_numpy.snapshot_packets() == from_bytes.snapshot_packets()
 
 

@@ -11,7 +11,7 @@ from exchange.engine.abi import EVENT_DTYPE, EventType, InstrumentStatus, Side
 from exchange.marketdata import _FEED_BATCH as FEED_BATCH
 from exchange.marketdata import _FEED_ROWS as FEED_ROWS
 from exchange.marketdata import FeedPublisher, FeedSink
-from tests.exchange.marketdata.conftest import INSTRUMENTS, run
+from tests.exchange.marketdata.conftest import INSTRUMENTS, history, run
 
 _PRIVATE = [
     EventType.ACCEPTED,
@@ -24,11 +24,6 @@ _PRIVATE = [
 _SIDES = [int(Side.BUY), int(Side.SELL), 0]
 _I64 = st.integers(-(2**63), 2**63 - 1)
 _U63 = st.integers(0, 2**63 - 1)
-
-
-def _history(pub: FeedPublisher) -> bytes:
-    """Every packet the publisher can replay, framed, in order."""
-    return pub.replay_packets(pub.history_first, 1 << 40)[0]
 
 
 def _publisher() -> FeedPublisher:
@@ -80,7 +75,7 @@ def test_the_compiled_batch_publishes_the_same_bytes_books_and_numbers(batches) 
         want = plain._publish_rows(events.tolist())
         # Assert: what each call returns, then everything the publisher keeps
         assert got == want
-    assert _history(compiled) == _history(plain)
+    assert history(compiled) == history(plain)
     assert compiled.next_seq == plain.next_seq
     assert compiled.snapshot_packets() == plain.snapshot_packets()
 
@@ -128,7 +123,7 @@ def test_a_batch_over_the_batch_limit_is_left_to_the_struct_path() -> None:
     published = pub.publish_events(events)
     # Assert
     assert published == FEED_BATCH + 1 == plain._publish_rows(events.tolist())
-    assert _history(pub) == _history(plain)
+    assert history(pub) == history(plain)
 
 
 class _Sink(FeedSink):
@@ -159,7 +154,7 @@ def test_full_buffers_flush_into_the_history_and_the_book() -> None:
     # Assert: the same bytes live, in the history and in the book
     assert a.got == b.got and len(a.got) == FEED_ROWS // 100 * 3
     assert compiled.history_first == plain.history_first > 1
-    assert _history(compiled) == _history(plain)
+    assert history(compiled) == history(plain)
     assert compiled.snapshot_packets() == plain.snapshot_packets()
     assert compiled.levels(INSTRUMENTS[1], Side.SELL) == plain.levels(INSTRUMENTS[1], Side.SELL)
 
@@ -172,7 +167,7 @@ def test_a_trading_run_publishes_the_same_through_both_paths() -> None:
         compiled.publish_events(events)
         plain._publish_rows(events.tolist())
     # Assert
-    assert _history(compiled) == _history(plain) and plain.next_seq > 100
+    assert history(compiled) == history(plain) and plain.next_seq > 100
     assert compiled.snapshot_packets() == plain.snapshot_packets()
 
 
