@@ -190,12 +190,7 @@ class SoupServerConnection(asyncio.Protocol):
         t = self.transport
         if self._out or t is None or t.is_closing():
             return False
-        t.write(data)
-        self.last_sent = time.monotonic()
-        if t.get_write_buffer_size() > self.max_outbound:
-            self.disconnect(
-                f"slow consumer: {t.get_write_buffer_size()} bytes not drained", abort=True
-            )
+        self._write(t, data)
         return True
 
     def drain_out(self) -> None:
@@ -205,12 +200,16 @@ class SoupServerConnection(asyncio.Protocol):
             out.clear()
             return
         self._out = []
-        self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+        self._write(self.transport, b"".join(out) if len(out) > 1 else out[0])
+
+    def _write(self, t: asyncio.Transport, data: bytes) -> None:
+        """Write ``data`` on ``t``; disconnect this consumer if its unsent output is now
+        over ``max_outbound``."""
+        t.write(data)
         self.last_sent = time.monotonic()
-        if self.transport.get_write_buffer_size() > self.max_outbound:
+        if t.get_write_buffer_size() > self.max_outbound:
             self.disconnect(
-                f"slow consumer: {self.transport.get_write_buffer_size()} bytes not drained",
-                abort=True,
+                f"slow consumer: {t.get_write_buffer_size()} bytes not drained", abort=True
             )
 
     def disconnect(self, why: str, level: int = logging.WARNING, abort: bool = False) -> None:

@@ -14,10 +14,10 @@ import bisect
 from collections.abc import Iterable
 
 
-def split_packets(blob: bytes, start: int = 0) -> list[bytes]:
-    """The framed packets of ``blob`` from byte ``start`` (whole packets back to back)."""
+def split_packets(blob: bytes) -> list[bytes]:
+    """The framed packets of ``blob`` (whole packets back to back)."""
     out: list[bytes] = []
-    pos, n = start, len(blob)
+    pos, n = 0, len(blob)
     while pos < n:
         end = pos + 2 + ((blob[pos] << 8) | blob[pos + 1])
         out.append(blob[pos:end])

@@ -143,6 +143,16 @@ class Sequencer:
             for listener in self.event_listeners:
                 listener(events)
 
+    def publish_one(self, events: np.ndarray) -> None:
+        """:meth:`publish` with ``events`` (one batch's) added last: without the list when
+        nothing else is waiting (the one-call path's every read)."""
+        if self._unpublished:
+            self._unpublished.append(events)
+            self.publish()
+            return
+        for listener in self.event_listeners:
+            listener(events)
+
     def snapshot(self) -> dict[str, int]:
         """The sequencer's own state (the engine snapshots itself)."""
         return {"last_ts": self.last_ts, "commands": self.commands, "events": self.events}

@@ -128,24 +128,20 @@ class Session:
         if sink is not None:
             sink.send(framed)
 
-    def extend(self, framed: list[bytes], blob: bytes) -> None:
-        """:meth:`append` of each of ``framed`` (``blob`` is their concatenation), with
-        one send of ``blob`` to the sink. O(len(framed))."""
-        if framed:
-            self.keep_blob(blob, len(framed))
+    def extend(self, blob: bytes, n: int) -> None:
+        """:meth:`append` of ``n`` packets given as one byte string (``blob``, whole
+        framed packets back to back), with one send of ``blob`` to the sink. O(1)
+        amortized."""
+        if n:
+            self.keep_blob(blob, n)
         sink = self.sink
         if sink is not None:
             sink.send(blob)
 
-    def keep(self, framed: list[bytes]) -> None:
-        """Store ``framed`` (Sequenced Data packets, in order) without sending them: for a
-        caller that has written them to the sink itself. O(len(framed))."""
-        if framed:
-            self.keep_blob(b"".join(framed), len(framed))
-
     def keep_blob(self, blob: bytes, n: int) -> None:
-        """:meth:`keep` of ``n`` >= 1 packets given as one byte string (whole framed
-        packets back to back, as written to the sink), kept as it is. O(1) amortized."""
+        """Store ``n`` >= 1 packets given as one byte string (whole framed packets back to
+        back) without sending them, for a caller that has written them to the sink
+        itself; kept as it is. O(1) amortized."""
         if self._tail:
             self._settle()
         if self.next_seq <= self.mark < self.next_seq + n:

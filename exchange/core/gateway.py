@@ -524,12 +524,7 @@ class CoreGateway(Gateway):
             if r[14] and self.tradelog is not None:
                 self.tradelog.flush()
             if seq.event_listeners:
-                if seq._unpublished:
-                    seq._unpublished.append(ev)
-                    seq.publish()
-                else:  # Sequencer.publish of this one batch
-                    for listener in seq.event_listeners:
-                        listener(ev)
+                seq.publish_one(ev)
         else:
             base = r[6]
             self._n_be = self._n_cmd = self._n_cnt = 0
@@ -996,7 +991,7 @@ class CoreGateway(Gateway):
             sess = by_row[first]
             if sess is None:
                 sess = self.session_at(first)
-            Session.extend(sess, [raw[o : o + ln] for _, o, ln in rows], raw)
+            Session.extend(sess, raw, n_out)
             return raw
         append = Session.append
         for s, o, ln in rows:

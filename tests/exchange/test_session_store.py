@@ -13,7 +13,7 @@ from exchange.session import ReplayGap, Session
 _PACKET = st.binary(max_size=30).map(soup.sequenced)
 _OPS = st.one_of(
     st.tuples(st.just("append"), _PACKET),
-    st.tuples(st.just("keep"), st.lists(_PACKET, max_size=4)),
+    st.tuples(st.just("extend"), st.lists(_PACKET, max_size=4)),
     st.tuples(st.just("blob"), st.lists(_PACKET, min_size=1, max_size=4)),
     st.tuples(st.just("replay"), st.integers(0, 300)),
     st.tuples(st.just("unjournaled"), st.just(0)),
@@ -46,8 +46,8 @@ def test_blobs_and_packets_are_numbered_kept_and_replayed_in_order(limit, ops) -
         if op[0] == "append":
             s.append(op[1])
             every.append(op[1])
-        elif op[0] == "keep":
-            s.keep(op[1])
+        elif op[0] == "extend":
+            s.extend(b"".join(op[1]), len(op[1]))
             every += op[1]
         elif op[0] == "blob":
             s.keep_blob(b"".join(op[1]), len(op[1]))
