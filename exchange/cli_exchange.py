@@ -302,7 +302,7 @@ async def _start_feed(gw, host: str, port: int):
         books = snap()["instruments"]
         pub.seed_from_engine({iid: books[iid] for iid in gw.contracts if iid in books})
     pub.warm_up()  # its compiled batch, before the first order
-    gw.sequencer.event_listeners.append(pub.publish_events)
+    gw.attach_feed(pub)  # the core gateway's one-call path then encodes it in the kernel
     feed = FeedServer(pub)
     try:
         bound = await feed.start(host, port)

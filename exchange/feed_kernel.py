@@ -40,6 +40,12 @@ PK_END, PK_LEVEL, PK_INST, PK_SIDE, PK_PRICE, PK_QTY, PK_ORDERS = range(7)
 PK_COLS = 7
 #: :func:`encode_feed`'s refusals
 DECLINED, FULL = -1, -2
+#: the feed's state array (``int64[FS_LEN]``), which :func:`encode_feed` reads and
+#: advances: the next feed sequence number, then the packets and bytes pending in the
+#: buffers. It is the publisher's own state (``FeedPublisher.next_seq`` reads it), so a
+#: compiled caller that encodes a batch leaves nothing for Python to update
+FS_SEQ, FS_K, FS_P = range(3)
+FS_LEN = 3
 
 
 @njit(cache=True)
@@ -75,28 +81,32 @@ def _side_char(side):
 
 
 @njit(cache=True)
-def encode_feed(ev, seq, OUT, PK, k, p):
+def encode_feed(ev, OUT, PK, FS):
     """Encode the published events of ``ev`` (an ``EVENT_DTYPE`` array) as framed feed
-    packets numbered from ``seq``, appended to the ``k`` packets (``p`` bytes) already
-    in the buffers: each packet into ``OUT`` back to back, its row into ``PK`` (see
-    ``PK_*``). Level Update for LEVEL; one Trade per match, from the aggressor's event
-    (the buy side's when there is no aggressor); private events skipped.
+    packets numbered from ``FS[FS_SEQ]``, appended to the ``FS[FS_K]`` packets
+    (``FS[FS_P]`` bytes) already in the buffers: each packet into ``OUT`` back to back,
+    its row into ``PK`` (see ``PK_*``). Level Update for LEVEL; one Trade per match,
+    from the aggressor's event (the buy side's when there is no aggressor); private
+    events skipped.
 
-    Returns the new ``(packets, bytes)`` totals; or ``(DECLINED, 0)`` when the batch holds
-    an event only the Python path encodes (status, reference, indicative price) or a side
-    without a wire character, ``(FULL, 0)`` when the buffers lack room: then the rows
-    past ``k`` mean nothing. O(events), no allocation."""
+    Returns how many packets it added, having advanced ``FS``; or, with ``FS``
+    untouched, :data:`DECLINED` when the batch holds an event only the Python path
+    encodes (status, reference, indicative price) or a side without a wire character,
+    :data:`FULL` when the buffers lack room (the rows past ``FS[FS_K]`` then mean
+    nothing). O(events), no allocation."""
+    k0 = FS[FS_K]
+    seq, k, p = FS[FS_SEQ], k0, FS[FS_P]
     cap = len(OUT)
     rows = PK.shape[0]
     for i in range(len(ev)):
         et = ev[i].event_type
         if et == _E_LEVEL:
             if p + LEVEL_FRAMED > cap or k >= rows:
-                return FULL, 0
+                return FULL
             side = ev[i].side
             sc = _side_char(side)
             if sc < 0:
-                return DECLINED, 0
+                return DECLINED
             iid = ev[i].instrument_id
             price, qty, orders = ev[i].price, ev[i].qty, ev[i].leaves
             _head(OUT, p, LEVEL_FRAMED, 76, seq, ev[i].timestamp, iid)  # L
@@ -116,10 +126,10 @@ def encode_feed(ev, seq, OUT, PK, k, p):
             if side != aggr and (aggr != 0 or side != _BUY):
                 continue  # the other side's event of the same match
             if p + TRADE_FRAMED > cap or k >= rows:
-                return FULL, 0
+                return FULL
             sc = _side_char(aggr)
             if sc < 0:
-                return DECLINED, 0
+                return DECLINED
             iid = ev[i].instrument_id
             _head(OUT, p, TRADE_FRAMED, 84, seq, ev[i].timestamp, iid)  # T
             _put(OUT, p + 24, ev[i].match_id, 8)
@@ -133,16 +143,22 @@ def encode_feed(ev, seq, OUT, PK, k, p):
             PK[k, PK_QTY] = 0
             PK[k, PK_ORDERS] = 0
         elif et in (_E_STATUS, _E_REF, _E_IOP):
-            return DECLINED, 0
+            return DECLINED
         else:
             continue  # private to the order's owner
         PK[k, PK_END] = p
         PK[k, PK_INST] = iid
         seq += 1
         k += 1
-    return k, p
+    FS[FS_SEQ] = seq
+    FS[FS_K] = k
+    FS[FS_P] = p
+    return k - k0
 
 
-def buffers(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """An output buffer and a packet-row table with room for ``rows`` packets."""
-    return np.zeros(rows * TRADE_FRAMED, np.uint8), np.zeros((rows, PK_COLS), np.int64)
+def buffers(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An output buffer and a packet-row table with room for ``rows`` packets, and a
+    state array (next sequence number 1, nothing pending)."""
+    fs = np.zeros(FS_LEN, np.int64)
+    fs[FS_SEQ] = 1
+    return np.zeros(rows * TRADE_FRAMED, np.uint8), np.zeros((rows, PK_COLS), np.int64), fs

@@ -237,6 +237,11 @@ class Gateway:
         if d is not None and d.snapshot_due and not self._entries:
             d.snapshot(background=d.background)
 
+    def attach_feed(self, pub: Any) -> None:
+        """Publish every engine batch to the market data feed ``pub`` (an
+        :class:`exchange.marketdata.FeedPublisher`), as a sequencer event listener."""
+        self.sequencer.event_listeners.append(pub.publish_events)
+
     def commit_outputs(self) -> None:
         """Journal messages appended outside a batch (initial Trading Status at login)
         before they are written to the connection."""

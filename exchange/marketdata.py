@@ -212,6 +212,7 @@ _LEN = soup.LENGTH
 _FEED_ROWS = 4096
 #: events per batch the compiled path takes (a larger batch takes the struct path)
 _FEED_BATCH = 256
+_FS_SEQ, _FS_K, _FS_P = feed_kernel.FS_SEQ, feed_kernel.FS_K, feed_kernel.FS_P
 
 
 def _framed(body: bytes) -> bytes:
@@ -245,16 +246,39 @@ class FeedPublisher:
     def __init__(self, session: str = "", history_limit: int = 1_000_000) -> None:
         self.session = session or _default_session_name()
         self._instruments: dict[int, InstrumentState] = {}
-        self.next_seq = 1
         #: the replay history: the newest history_limit packets, a batch's as one chunk
         self._history = PacketLog(history_limit)
         self.sinks: list[FeedSink] = []
         #: the compiled common batch (exchange.feed_kernel) appends its packets and their
         #: rows here; the book and the history take them in bulk (:meth:`_flush`) when
-        #: the buffers fill or anything reads them (``_k`` packets, ``_p`` bytes pending)
-        self._out, self._pk = feed_kernel.buffers(_FEED_ROWS)
+        #: the buffers fill or anything reads them. ``_fs`` holds the next sequence number
+        #: and what is pending (``feed_kernel.FS_*``): the compiled batch advances it
+        #: itself, also when the gateway's one-call path encodes a batch (kernel_buffers)
+        self._out, self._pk, self._fs = feed_kernel.buffers(_FEED_ROWS)
         self._out_mv = memoryview(self._out)
-        self._k = self._p = 0
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next feed message gets."""
+        return int(self._fs[_FS_SEQ])
+
+    @next_seq.setter
+    def next_seq(self, seq: int) -> None:
+        self._fs[_FS_SEQ] = seq
+
+    def kernel_buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The compiled batch's output buffer, packet rows and state array, for a
+        compiled caller that encodes batches itself with :func:`feed_kernel.encode_feed`
+        (the core gateway's one-call path). Such a caller must publish in event order
+        with this publisher's own calls, and hand a batch's bytes to the sinks with
+        :meth:`deliver_pending`. The arrays live as long as the publisher."""
+        return self._out, self._pk, self._fs
+
+    def deliver_pending(self, p0: int) -> None:
+        """Hand the compiled bytes from offset ``p0`` on (one batch a compiled caller
+        encoded) to every live sink. O(bytes)."""
+        if self.sinks:
+            self._deliver(self._out_mv[p0 : self._fs[_FS_P]].tobytes())
 
     @property
     def history_limit(self) -> int:
@@ -269,7 +293,7 @@ class FeedPublisher:
     def instruments(self) -> dict[int, InstrumentState]:
         """What the feed knows per instrument (levels, status, reference, settlement),
         up to date with every message published."""
-        if self._k:
+        if self._fs[_FS_K]:
             self._flush()
         return self._instruments
 
@@ -295,7 +319,7 @@ class FeedPublisher:
     @property
     def history_first(self) -> int:
         """Oldest feed sequence number still replayable."""
-        if self._k:
+        if self._fs[_FS_K]:
             self._flush()
         return self._history.first
 
@@ -304,7 +328,7 @@ class FeedPublisher:
 
         ``from_seq`` must be within ``[history_first, next_seq]``. O(packets returned +
         offset into the history)."""
-        if self._k:
+        if self._fs[_FS_K]:
             self._flush()
         if not self._history.first <= from_seq <= self.next_seq:
             raise ValueError(f"sequence {from_seq} is not in the replay history")
@@ -345,7 +369,7 @@ class FeedPublisher:
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the compiled batch before serving."""
-        feed_kernel.encode_feed(np.zeros(0, EVENT_DTYPE), 1, self._out, self._pk, 0, 0)
+        feed_kernel.encode_feed(np.zeros(0, EVENT_DTYPE), self._out, self._pk, self._fs)
 
     def _emit(self, packets: list[bytes]) -> None:
         """Append ``packets`` to the history and hand them to every live sink."""
@@ -375,21 +399,18 @@ class FeedPublisher:
         if n == 0:
             return 0
         if n <= _FEED_BATCH:
-            k0, p0 = self._k, self._p
-            k, p = feed_kernel.encode_feed(events, self.next_seq, self._out, self._pk, k0, p0)
-            if k == feed_kernel.FULL:
+            fs = self._fs
+            p0 = fs[_FS_P]
+            added = feed_kernel.encode_feed(events, self._out, self._pk, fs)
+            if added == feed_kernel.FULL:
                 self._flush()
-                k0 = p0 = 0
-                k, p = feed_kernel.encode_feed(events, self.next_seq, self._out, self._pk, 0, 0)
-            if k >= 0:
-                added = k - k0
-                if added:
-                    self._k, self._p = k, p
-                    self.next_seq += added
-                    if self.sinks:
-                        self._deliver(self._out_mv[p0:p].tobytes())
+                p0 = 0
+                added = feed_kernel.encode_feed(events, self._out, self._pk, fs)
+            if added >= 0:
+                if added and self.sinks:
+                    self._deliver(self._out_mv[p0 : fs[_FS_P]].tobytes())
                 return added
-        if self._k:
+        if self._fs[_FS_K]:
             self._flush()
         return self._publish_rows(EVENT_RECORD.iter_unpack(events.tobytes()))
 
@@ -397,8 +418,9 @@ class FeedPublisher:
         """Take the compiled batches' pending packets into the history and their level
         updates into the book: the last update of each (instrument, side, price) only.
         O(packets), the book part O(levels updated) dict operations."""
-        k, p = self._k, self._p
-        self._k = self._p = 0
+        fs = self._fs
+        k, p = int(fs[_FS_K]), int(fs[_FS_P])
+        fs[_FS_K] = fs[_FS_P] = 0
         if not k:
             return
         blob = self._out_mv[:p].tobytes()
@@ -426,7 +448,7 @@ class FeedPublisher:
     def _publish_rows(self, rows: Iterable[tuple]) -> int:
         """:meth:`publish_events` on events as plain-int tuples in ``EVENT_DTYPE`` field
         order. O(events)."""
-        if self._k:
+        if self._fs[_FS_K]:
             self._flush()
         seq = self.next_seq
         packets: list[bytes] = []

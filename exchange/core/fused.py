@@ -34,16 +34,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, types
 
+from exchange import feed_kernel as FK
 from exchange.core import kernel as K
 from exchange.engine import kernel as EK
 from exchange.engine.kernel import _view_intrinsic
 from exchange.numba_cache import depends_on
 
-depends_on(__file__, K.__file__, EK.__file__)
+depends_on(__file__, K.__file__, EK.__file__, FK.__file__)
 
 R_FALLBACK, R_DECODED, R_ENGINE, R_APPLIED = 0, 1, 2, 3
 
 _U = 0x55  # 'U': Unsequenced Data
+_NO_FEED = FK.DECLINED  # the feed result when no feed was encoded
 _ST_DONE = K.ST_DONE
 
 #: the gateway's tables and buffers read_batch takes through one handle (name, dtype,
@@ -57,6 +59,7 @@ TABLES = (
     ("OUTIDX", np.int64, 2), ("TR", np.int64, 2), ("CMD8", np.uint8, 1),
     ("NOTE", np.int64, 2), ("GONE", np.int64, 1), ("SSENT", np.int64, 1),
     ("JTOK", np.int64, 1), ("JSS", np.int64, 1), ("JB", np.uint8, 1),
+    ("FOUT", np.uint8, 1), ("FPK", np.int64, 2), ("FS", np.int64, 1),
 )  # fmt: skip
 
 
@@ -83,7 +86,7 @@ _U1 = _view_intrinsic(types.uint8, 1)
 @njit(**K.JIT)
 def read_batch(
     data, max_packet, sess, arrived, MSG, T, CMDS, now, last_ts, E_words, EV, e_start, e_end,
-    H, jseq, gw,
+    H, jseq, gw, feed,
 ):  # fmt: skip
     """Run one read of session row ``sess`` as one batch, with nothing pending in the
     gateway. ``data`` is the read (whole SoupBinTCP packets, none longer than
@@ -93,11 +96,17 @@ def read_batch(
     are the sequencer's clock and last timestamp; ``E_words`` / ``EV`` are the engine's
     event arena (words and records) and ``[e_start, e_end)`` the part this call may
     write; ``H`` is the engine state handle; ``jseq`` >= 0 asks for the journal group
-    (first record number ``jseq``, note number ``gw``), -1 for none.
+    (first record number ``jseq``, note number ``gw``), -1 for none. With ``feed`` true,
+    a batch that ends in the common case (everything applied, no journal note only
+    Python writes) also has its market data encoded into the feed buffers of the
+    handle (``FOUT``, ``FPK``, ``FS``: :func:`exchange.feed_kernel.encode_feed`).
 
     Returns ``(result, next message, n_messages, n_be, n_cmd, decode status, base, used,
-    n_events, more)`` followed by ``apply_journal``'s eight values and whether every reply
-    is for session row ``sess`` (zeros and False unless :data:`R_APPLIED`).
+    n_events, more)`` followed by ``apply_journal``'s eight values, whether every reply
+    is for session row ``sess`` (zeros and False unless :data:`R_APPLIED`), the feed
+    packets encoded (:data:`~exchange.feed_kernel.DECLINED` or ``FULL`` when the feed
+    buffers were left as they were, as they are when ``feed`` is false or the batch
+    did not end in the common case) and the feed buffer's byte offset before them.
     O(bytes + messages + events), no allocation."""
     SESS = _I2(T[0], (T[1], T[2]))
     ACCT = _I2(T[3], (T[4], T[5]))
@@ -121,6 +130,9 @@ def read_batch(
     JTOK = _I1(T[52], (T[53],))
     JSS = _I1(T[54], (T[55],))
     JB = _U1(T[56], (T[57],))
+    FOUT = _U1(T[58], (T[59],))
+    FPK = _I2(T[60], (T[61], T[62]))
+    FS = _I1(T[63], (T[64],))
     # 1. frames: every packet a complete Unsequenced Data packet, or nothing is done
     n = len(data)
     pos = 0
@@ -128,10 +140,16 @@ def read_batch(
     cap = len(MSG) // 4
     while pos < n:
         if pos + 3 > n:
-            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
+            return (
+                R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False,
+                _NO_FEED, 0,
+            )  # fmt: skip
         ln = (data[pos] << 8) | data[pos + 1]
         if ln < 1 or ln > max_packet or pos + 2 + ln > n or data[pos + 2] != _U or n_msg >= cap:
-            return R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
+            return (
+                R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False,
+                _NO_FEED, 0,
+            )  # fmt: skip
         pos += 2 + ln
         n_msg += 1
     pos = 0
@@ -148,7 +166,10 @@ def read_batch(
         CMDS, 0, GTDB,
     )  # fmt: skip
     if st != _ST_DONE or nxt != n_msg or n_cmd == 0:
-        return R_DECODED, nxt, n_msg, n_be, n_cmd, st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False
+        return (
+            R_DECODED, nxt, n_msg, n_be, n_cmd, st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False,
+            False, _NO_FEED, 0,
+        )  # fmt: skip
     # 3. the sequencer's timestamps (Sequencer.reserve) and the engine
     base = now if now > last_ts else last_ts + 1
     K.stamp(CMDS, n_cmd, base)
@@ -174,6 +195,8 @@ def read_batch(
             0,
             False,
             False,
+            _NO_FEED,
+            0,
         )
     # 4. events -> replies, order table, exposures; then the journal group
     ev = EV[e_start : e_start + ne]
@@ -189,7 +212,12 @@ def read_batch(
         if OUTIDX[i, 0] != sess:
             mine = False
             break
+    # 5. the market data, when the gateway will take this batch's common case
+    fed = _NO_FEED
+    p0 = FS[FK.FS_P]
+    if feed and ast == K.AP_DONE and (not journal or jn >= 0):
+        fed = FK.encode_feed(ev, FOUT, FPK, FS)
     return (
         R_APPLIED, nxt, n_msg, n_be, n_cmd, st, base, used, ne, more, e, li, end, n_out, n_tr,
-        ast, jn, noted, mine,
+        ast, jn, noted, mine, fed, p0,
     )  # fmt: skip

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numba import typeof
 
+from exchange import feed_kernel
 from exchange.auth import AccessConfig, Login
 from exchange.core import fused as F
 from exchange.core import kernel as K
@@ -281,6 +282,12 @@ class CoreGateway(Gateway):
         self._msgf = array("q", bytes(8 * 4 * batch))
         self._tabs: np.ndarray | None = None
         self._tabs_arrays: tuple = ()
+        #: the market data feed the one-call path encodes itself (:meth:`attach_feed`):
+        #: its publisher, the listener it is registered as, its buffers (placeholders
+        #: until one is attached)
+        self._kpub: Any = None
+        self._kfeed: Any = None
+        self._kfeed_bufs = feed_kernel.buffers(1)
         #: every packet appended to a session store since the last journal note, in order
         #: (``(session row as int16 bytes, packets)``): what the next note records. The
         #: last ``_deliver``'s chunk is logged as ``_OUT_PENDING`` while ``OUT`` and
@@ -337,6 +344,17 @@ class CoreGateway(Gateway):
             login = next(lg for lg in self.access.logins.values() if lg.session == name)
             s = self.session_for(login)
         return s
+
+    def attach_feed(self, pub: Any) -> None:
+        """:meth:`Gateway.attach_feed`; while ``pub`` is the only event listener, the
+        one-call path encodes its reads' market data in the same compiled call (into
+        ``pub``'s buffers: :meth:`~exchange.marketdata.FeedPublisher.kernel_buffers`),
+        with nothing for Python to do per read unless ``pub`` has subscribers."""
+        listener = pub.publish_events
+        self.sequencer.event_listeners.append(listener)
+        self._kpub, self._kfeed = pub, listener
+        self._kfeed_bufs = pub.kernel_buffers()
+        self._tabs = None
 
     def _take_token(self, s: Session, token: int) -> bool:
         """``Session.take_token`` on the core's token state. O(1)."""
@@ -473,11 +491,15 @@ class CoreGateway(Gateway):
         tabs = self._tabs
         if tabs is None:
             tabs = self._fused_tables()
+        # the kernel publishes the market data itself when the feed is the only listener
+        # and nothing earlier waits to be published (the feed's numbers stay in order)
+        ls = seq.event_listeners
+        feed = len(ls) == 1 and ls[0] is self._kfeed and not seq._unpublished
         eng = seq.engine
         words, arena, e0, e1, handle = eng.kernel_window()
         r = ep(
             data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
-            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw,
+            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw, feed,
         )  # fmt: skip
         res = r[0]
         if res == F.R_FALLBACK:
@@ -518,13 +540,18 @@ class CoreGateway(Gateway):
                 dirty, self._dirty = self._dirty, set()
                 for conn in dirty:
                     conn.drain_out()
-            # the engine's events (a numpy slice), after the replies; nothing has used the
-            # engine since the kernel call, which ran the whole batch (R_APPLIED)
-            ev = eng.kernel_events(e0, r[8])
             if r[14] and self.tradelog is not None:
                 self.tradelog.flush()
-            if seq.event_listeners:
-                seq.publish_one(ev)
+            # the engine's events, after the replies; nothing has used the engine since
+            # the kernel call, which ran the whole batch (R_APPLIED)
+            if r[19] >= 0:  # the kernel published them to the feed, the only listener
+                eng.kernel_skip(e0, r[8])
+                if r[19] and self._kpub.sinks:
+                    self._kpub.deliver_pending(r[20])
+            elif ls:
+                seq.publish_one(eng.kernel_events(e0, r[8]))
+            else:
+                eng.kernel_skip(e0, r[8])
         else:
             base = r[6]
             self._n_be = self._n_cmd = self._n_cnt = 0
@@ -550,7 +577,7 @@ class CoreGateway(Gateway):
         words, arena, e0, e1, handle = eng.kernel_window()
         args = (
             b"\0", 0, 0, 0, self._msgf, self._fused_tables(), self.CMDS, 0, 0, words, arena,
-            e0, e1, handle, 0, 0,
+            e0, e1, handle, 0, 0, False,
         )  # fmt: skip
         self._entry("_read_ep", F.read_batch, args)
         return True
@@ -563,7 +590,7 @@ class CoreGateway(Gateway):
         arrays = (
             t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.BE,
             self.GTDB, self.CNT, self.OUT, self.OUTIDX, self.TR, self.CMD8, self.NOTE,
-            self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB,
+            self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB, *self._kfeed_bufs,
         )  # fmt: skip
         self._tabs = F.table_handle(arrays)
         self._tabs_arrays = arrays  # the handle's memory stays alive with them

@@ -201,6 +201,11 @@ class MatchingEngine:
         self._pos = start + ne
         return self._arena[start : start + ne]
 
+    def kernel_skip(self, start: int, ne: int) -> None:
+        """:meth:`kernel_events` for a caller that needs no result (the events were
+        consumed in the compiled call itself). O(1)."""
+        self._pos = start + ne
+
     def _process_rest(self, cmds: np.ndarray, pos: int, first: np.ndarray) -> np.ndarray:
         """The rest of :meth:`process` when its first kernel call did not finish: more
         calls while the event buffer fills or work is pending, growing the buffer when a

@@ -7,7 +7,8 @@ through ``on_read`` (and, where that declines, the same messages through ``on_me
 and a flush, as the connection does). Every session must end with the same packets, the
 same working quantities and positions, and the same number of working orders; the
 streams must have taken the one-call path as well as each of its ways back to the batch
-path.
+path. Both gateways publish to a market data feed (the core's one-call path encodes it in
+its compiled call): the feeds must match packet for packet, live and in replay.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hypothesis import event
 from exchange.core import fused as F
 from exchange.core import kernel as K
 from exchange.core.gateway import CoreGateway
+from exchange.marketdata import FeedPublisher, FeedSink
 from exchange.protocol import soupbintcp as soup
 from tests.exchange.core.test_core_vs_gateway import (
     _assert_same,
@@ -27,6 +29,7 @@ from tests.exchange.core.test_core_vs_gateway import (
     _pair,
     streams,
 )
+from tests.exchange.marketdata.conftest import history
 
 MAX = soup.MAX_INBOUND_PACKET
 
@@ -44,6 +47,8 @@ class _Results:
             if r[0] == F.R_APPLIED and r[15] != K.AP_DONE:
                 key = "applied, Python's event"
             self.counts[key] = self.counts.get(key, 0) + 1
+            if r[19] >= 0:
+                self.counts["feed in the call"] = self.counts.get("feed in the call", 0) + 1
             return r
 
         core._read_ep = counted
@@ -66,9 +71,33 @@ def _steps(ops: list) -> list:
     return steps
 
 
-def _run(ops: list) -> dict[str, int]:
+class _Sink(FeedSink):
+    """A feed subscriber that keeps every byte it is handed."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def deliver(self, blob: bytes, next_seq: int) -> None:
+        self.got.append(blob)
+
+
+def _feeds(py: object, core: CoreGateway, listeners: int = 0) -> tuple:
+    """A feed publisher (with a subscriber) on each gateway, and on the core ``listeners``
+    more event listeners."""
+    pubs = FeedPublisher(session="T"), FeedPublisher(session="T")
+    sinks = _Sink(), _Sink()
+    for gw, pub, sink in zip((py, core), pubs, sinks, strict=True):
+        gw.attach_feed(pub)
+        pub.sinks.append(sink)
+    for _ in range(listeners):
+        core.sequencer.event_listeners.append(lambda events: None)
+    return pubs, sinks
+
+
+def _run(ops: list, listeners: int = 0) -> dict[str, int]:
     clock = _Clock()
     py, core, sessions = _pair(clock)
+    pubs, sinks = _feeds(py, core, listeners)
     assert core._warm_read()
     results = _Results(core)
     taken = 0
@@ -97,6 +126,10 @@ def _run(ops: list) -> dict[str, int]:
     core.flush()
     _assert_same(py, core, sessions)
     assert core.sequencer.last_ts == py.sequencer.last_ts
+    assert b"".join(sinks[1].got) == b"".join(sinks[0].got)
+    assert pubs[1].next_seq == pubs[0].next_seq
+    assert history(pubs[1]) == history(pubs[0])
+    assert pubs[1].snapshot_packets() == pubs[0].snapshot_packets()
     results.counts["taken"] = taken
     return results.counts
 
@@ -128,7 +161,18 @@ def test_each_way_through_the_one_call_path_is_taken() -> None:
     # Assert
     assert counts.get("applied", 0) >= 2, counts
     assert counts.get("decoded", 0) >= 3, counts
-    assert counts["taken"] == sum(v for k, v in counts.items() if k != "taken"), counts
+    assert counts.get("feed in the call", 0) == counts["applied"], counts
+    taken = sum(v for k, v in counts.items() if k not in ("taken", "feed in the call"))
+    assert counts["taken"] == taken, counts
+
+
+def test_with_another_event_listener_the_feed_is_published_by_the_listeners() -> None:
+    # Arrange: the feed is not the only listener (the kernel cannot serve the other)
+    ops = [_e("alice"), _e("bob", side=ord("S"), qty=5), ("flush",), _e("carol")]
+    # Act
+    counts = _run(ops, listeners=1)
+    # Assert: the same feed (checked in _run), none of it from the compiled call
+    assert counts.get("applied", 0) >= 2 and "feed in the call" not in counts, counts
 
 
 def test_a_read_that_is_not_whole_unsequenced_packets_is_declined() -> None:

@@ -86,9 +86,12 @@ def test_levels_and_trades_take_the_compiled_batch(events) -> None:
     # Arrange
     pub = _publisher()
     # Act
-    k, nb = feed_kernel.encode_feed(_array(events), 7, pub._out, pub._pk, 0, 0)
-    # Assert: encoded, packet rows end where the bytes end
-    assert k >= 0
+    pub.next_seq = 7
+    k = feed_kernel.encode_feed(_array(events), pub._out, pub._pk, pub._fs)
+    # Assert: encoded, the state advanced, packet rows end where the bytes end
+    fs = pub._fs.tolist()
+    nb = fs[feed_kernel.FS_P]
+    assert k >= 0 and fs[feed_kernel.FS_K] == k and fs[feed_kernel.FS_SEQ] == 7 + k
     assert (k == 0 and nb == 0) or int(pub._pk[k - 1, feed_kernel.PK_END]) == nb
 
 
@@ -101,10 +104,12 @@ def test_a_status_batch_is_left_to_the_struct_path() -> None:
     pub = _publisher()
     events = _array([level, status])
     # Act
-    k, _ = feed_kernel.encode_feed(events, 1, pub._out, pub._pk, 0, 0)
+    k = feed_kernel.encode_feed(events, pub._out, pub._pk, pub._fs)
+    untouched = pub._fs.tolist()
     published = pub.publish_events(events)
-    # Assert: declined, then published whole by the struct path
-    assert k == -1 and published == 2 and pub.next_seq == 3
+    # Assert: declined (the state untouched), then published whole by the struct path
+    assert k == feed_kernel.DECLINED and untouched == [1, 0, 0]
+    assert published == 2 and pub.next_seq == 3
 
 
 def _levels(n: int, first_price: int = 900) -> np.ndarray:
@@ -148,7 +153,7 @@ def test_full_buffers_flush_into_the_history_and_the_book() -> None:
         compiled.publish_events(events)
         plain._publish_rows(events.tolist())
         if i == 0:
-            assert compiled._k == 100  # pending: compiled, not yet in the book
+            assert compiled._fs[feed_kernel.FS_K] == 100  # pending, not yet in the book
         if i % 50 == 49:  # after the buffers filled once (41 batches)
             assert compiled.snapshot_packets() == plain.snapshot_packets()
     # Assert: the same bytes live, in the history and in the book
