@@ -853,7 +853,10 @@ class GatewayJournal:
         else:
             self.note = last  # type: ignore[assignment]
         gateway.sequencer.commands = self.journal.next_seq - 1
-        gateway.sequencer.journal.append(self.on_batch)
+        #: the bound method registered as the sequencer's journal listener (the core
+        #: gateway checks by identity that it is the only one)
+        self.listener = self.on_batch
+        gateway.sequencer.journal.append(self.listener)
         gateway.durable = self
         gateway._touched = []
         for s in gateway.sessions.values():

@@ -606,7 +606,7 @@ class CoreGateway(Gateway):
             d is not None
             and self._names_journaled
             and len(seq.journal) == 1
-            and seq.journal[0] == d.on_batch
+            and seq.journal[0] is d.listener
             and not d.journal._pending
         )
 
@@ -1123,7 +1123,7 @@ class CoreGateway(Gateway):
         blocked = self.risk.blocked
         return bool(
             self._status_changed
-            or self.closed != self._j_closed
+            or self._Gv[K.G_CLOSED] != self._j_closed  # self.closed, without the property
             or ((blocked or self._j_blocked) and blocked != self._j_blocked)
         )
 

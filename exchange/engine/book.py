@@ -116,15 +116,11 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ batch
     def _new_arena(self) -> None:
-        """Start a fresh event arena (the old one lives on while results point into it),
-        or start the current one over when nothing outside the engine holds a result of
-        it: fresh memory costs a page fault per 4 KiB written (~3-8 us each on a VM, one
-        every ~13 orders), a reused arena none."""
+        """Start a fresh event arena (the old one lives on while results point into it).
+        Only when one is held or too small: an arena nothing holds is started over
+        (:meth:`_window_start`), where fresh memory costs a page fault per 4 KiB written
+        (~3-8 us each on a VM) and cache misses."""
         size = max(ARENA_EVENTS, 4 * self._cap)
-        old = getattr(self, "_arena", None)
-        if old is not None and len(old) == size and sys.getrefcount(old) == self._arena_refs:
-            self._pos = 0
-            return
         arena = np.zeros(size, dtype=EVENT_DTYPE)
         arena.view(np.uint8)[::4096] = 0  # its pages now, not one per batch later
         self._arena_words = event_words(arena)  # what the kernel writes into
@@ -133,7 +129,7 @@ class MatchingEngine:
         arena.setflags(write=False)
         self._arena = arena
         # the references when only the engine holds it (this attribute, the words view,
-        # a local name and getrefcount's argument, as in the test above)
+        # a local name and getrefcount's argument, as in _window_start's test)
         self._arena_refs = sys.getrefcount(arena)
         self._pos = 0
 
@@ -144,8 +140,10 @@ class MatchingEngine:
         """Apply a batch of ``COMMAND_DTYPE`` records; return every event they caused.
 
         The result is read-only and never changes: the kernel writes each call's events
-        into a part of an *event arena* that no later call writes again, and the result is
-        a view of that part (no copy: O(1) on top of the kernel). An arena holds
+        into a part of an *event arena* that no later call writes while a result points
+        into the arena, and the result is a view of that part (no copy: O(1) on top of
+        the kernel); once no result is held, the next call starts the arena over (its
+        first lines are the ones in cache). An arena holds
         :data:`ARENA_EVENTS` events; when the next call might not fit, a fresh one is
         started and the old one is freed once no result points into it (a kept result
         keeps its whole arena alive, ~5 MB). Loops over kernel calls while the buffer
@@ -159,10 +157,7 @@ class MatchingEngine:
         fast = self._fast
         if fast is None:
             fast = self._fast = _kernel_entry(cmds, self._arena_words, self._handle)
-        start = self._pos
-        if start + self._cap > len(self._arena):
-            self._new_arena()
-            start = 0
+        start = self._window_start()
         used, ne, more = fast(cmds, self._arena_words, start, start + self._cap, self._handle)
         self._pos = start + ne
         out = self._arena[start : start + ne]
@@ -175,11 +170,23 @@ class MatchingEngine:
         ``exchange.core.fused.read_batch`` does): the event arena's words and records, the
         ``[start, end)`` part one call may write, and the state handle. Finish with
         :meth:`kernel_done`. O(1) (a fresh arena when the current one is full)."""
+        start = self._window_start()
+        return self._arena_words, self._arena, start, start + self._cap, self._handle
+
+    def _window_start(self) -> int:
+        """Where the next kernel call writes its events: the arena's start again when
+        nothing outside the engine holds a result (those lines are still in cache; the
+        previous results are gone, so no one can see them overwritten), else right after
+        the last result, in a fresh arena when the current one lacks room. O(1)."""
+        arena = self._arena
+        if sys.getrefcount(arena) == self._arena_refs and self._cap <= len(arena):
+            return 0
+        del arena  # _new_arena counts the references again
         start = self._pos
         if start + self._cap > len(self._arena):
             self._new_arena()
             start = 0
-        return self._arena_words, self._arena, start, start + self._cap, self._handle
+        return start
 
     def kernel_done(
         self, cmds: np.ndarray, start: int, used: int, ne: int, more: int
