@@ -42,6 +42,7 @@ and byte offset. A segment or record type from a newer format is refused likewis
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import mmap
 import os
@@ -357,6 +358,12 @@ class Journal:
         self._fd: int | None = None
         self._map: mmap.mmap | None = None  # the open segment, mapped (grown by MAP_CHUNK)
         self._seg_size = 0
+        #: where a compiled caller may write the next commit group itself (then call
+        #: :meth:`wrote_frames`): the map's address (0: nowhere, no map is open) and the
+        #: offset it may write up to (the map's end or the segment's, the nearer); the
+        #: group starts at :attr:`size`. Valid until the next call into the journal
+        self.map_addr = 0
+        self.map_end = 0
         self._pending: list[tuple[int, int, bytes]] = []  # (type, seq, payload)
         self._pending_bytes = 0
         self._pending_first = 0
@@ -540,9 +547,23 @@ class Journal:
             or self._fd is None
         ):
             return self._write_frames(frames, n_cmds)
-        self.next_seq = nxt = self.next_seq + n_cmds
         mm[pos:end] = frames
-        self._seg_size = end
+        return self.wrote_frames(end - pos, n_cmds)
+
+    @property
+    def size(self) -> int:
+        """Bytes in the open segment so far (where the next record goes)."""
+        return self._seg_size
+
+    def wrote_frames(self, n: int, n_cmds: int) -> int:
+        """Commit ``n`` bytes of framed records holding ``n_cmds`` commands from
+        ``next_seq`` on that the caller has already put at the end of the open segment's
+        map (from :attr:`size`, within :attr:`map_end`; the compiled core writes them from
+        :attr:`map_addr`), as :meth:`write_frames` would have: the bookkeeping, and the
+        ``fsync`` per the policy. Nothing may be buffered. Returns the last sequence
+        number written. O(1) (+ the sync)."""
+        self.next_seq = nxt = self.next_seq + n_cmds
+        self._seg_size += n
         self.unsynced = True
         self.committed_seq = nxt - 1
         if self._sync_mode:
@@ -597,6 +618,10 @@ class Journal:
         # before 5.14 refuse the advice: pages then fault in as they are written)
         with contextlib.suppress(OSError, ValueError):
             self._map.madvise(MADV_POPULATE_WRITE, old, size - old)
+        # the map may have moved: its address now (the ctypes object, and with it its
+        # hold on the map's buffer, is gone when the expression is)
+        self.map_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        self.map_end = min(size, self.segment_bytes)
         return self._map
 
     def _close_segment(self) -> None:
@@ -604,6 +629,7 @@ class Journal:
         ``off``) and close it."""
         if self._fd is None:
             return
+        self.map_addr = self.map_end = 0
         if self._map is not None:
             self._map.close()
             self._map = None
@@ -881,10 +907,15 @@ class GatewayJournal:
 
     def commit_frames(self, frames: Any, n_cmds: int, gseq: int | None) -> None:
         """:meth:`commit` for a batch whose records the compiled core framed (commands and
-        binary note ``gseq``, or no note: None); ``on_batch`` was not called for it."""
+        binary note ``gseq``, or no note: None); ``on_batch`` was not called for it.
+        ``frames`` is the records' bytes, or their length when the core wrote them into
+        the journal's map itself (``Journal.map_addr``, then ``Journal.wrote_frames``)."""
         if gseq is not None:
             self.gseq = gseq
-        self.journal.write_frames(frames, n_cmds)
+        if type(frames) is int:  # already in the map: the compiled core wrote them there
+            self.journal.wrote_frames(frames, n_cmds)
+        else:
+            self.journal.write_frames(frames, n_cmds)
         self._since_snapshot += n_cmds
         if self.snapshot_every and self._since_snapshot >= self.snapshot_every:
             self.snapshot_due = True

@@ -86,7 +86,7 @@ _U1 = _view_intrinsic(types.uint8, 1)
 @njit(**K.JIT)
 def read_batch(
     data, max_packet, sess, arrived, MSG, T, CMDS, now, last_ts, E_words, EV, e_start, e_end,
-    H, jseq, gw, feed,
+    H, jseq, gw, jaddr, jpos, jend, feed,
 ):  # fmt: skip
     """Run one read of session row ``sess`` as one batch, with nothing pending in the
     gateway. ``data`` is the read (whole SoupBinTCP packets, none longer than
@@ -96,7 +96,9 @@ def read_batch(
     are the sequencer's clock and last timestamp; ``E_words`` / ``EV`` are the engine's
     event arena (words and records) and ``[e_start, e_end)`` the part this call may
     write; ``H`` is the engine state handle; ``jseq`` >= 0 asks for the journal group
-    (first record number ``jseq``, note number ``gw``), -1 for none. With ``feed`` true,
+    (first record number ``jseq``, note number ``gw``), -1 for none: with ``jaddr`` (the
+    address of the journal's segment map, 0 for none) the group is also copied into the
+    map at offset ``jpos`` when it ends by ``jend``. With ``feed`` true,
     a batch that ends in the common case (everything applied, no journal note only
     Python writes) also has its market data encoded into the feed buffers of the
     handle (``FOUT``, ``FPK``, ``FS``: :func:`exchange.feed_kernel.encode_feed`).
@@ -106,7 +108,8 @@ def read_batch(
     is for session row ``sess`` (zeros and False unless :data:`R_APPLIED`), the feed
     packets encoded (:data:`~exchange.feed_kernel.DECLINED` or ``FULL`` when the feed
     buffers were left as they were, as they are when ``feed`` is false or the batch
-    did not end in the common case) and the feed buffer's byte offset before them.
+    did not end in the common case), the feed buffer's byte offset before them, and
+    whether the journal group is in the journal's map (else only in ``JB``).
     O(bytes + messages + events), no allocation."""
     SESS = _I2(T[0], (T[1], T[2]))
     ACCT = _I2(T[3], (T[4], T[5]))
@@ -142,13 +145,13 @@ def read_batch(
         if pos + 3 > n:
             return (
                 R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False,
-                _NO_FEED, 0,
+                _NO_FEED, 0, False,
             )  # fmt: skip
         ln = (data[pos] << 8) | data[pos + 1]
         if ln < 1 or ln > max_packet or pos + 2 + ln > n or data[pos + 2] != _U or n_msg >= cap:
             return (
                 R_FALLBACK, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False, False,
-                _NO_FEED, 0,
+                _NO_FEED, 0, False,
             )  # fmt: skip
         pos += 2 + ln
         n_msg += 1
@@ -168,7 +171,7 @@ def read_batch(
     if st != _ST_DONE or nxt != n_msg or n_cmd == 0:
         return (
             R_DECODED, nxt, n_msg, n_be, n_cmd, st, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, False,
-            False, _NO_FEED, 0,
+            False, _NO_FEED, 0, False,
         )  # fmt: skip
     # 3. the sequencer's timestamps (Sequencer.reserve) and the engine
     base = now if now > last_ts else last_ts + 1
@@ -197,6 +200,7 @@ def read_batch(
             False,
             _NO_FEED,
             0,
+            False,
         )
     # 4. events -> replies, order table, exposures; then the journal group
     ev = EV[e_start : e_start + ne]
@@ -212,12 +216,20 @@ def read_batch(
         if OUTIDX[i, 0] != sess:
             mine = False
             break
-    # 5. the market data, when the gateway will take this batch's common case
+    # 5. when the gateway will take this batch's common case: the journal group into
+    # the journal's map, if it fits, and the market data
+    common = ast == K.AP_DONE and (not journal or jn >= 0)
+    in_map = False
+    if common and journal and jaddr != 0 and jn > 0 and jpos + jn <= jend:
+        M = _U1(jaddr + jpos, (jn,))
+        for i in range(jn):
+            M[i] = JB[i]
+        in_map = True
     fed = _NO_FEED
     p0 = FS[FK.FS_P]
-    if feed and ast == K.AP_DONE and (not journal or jn >= 0):
+    if feed and common:
         fed = FK.encode_feed(ev, FOUT, FPK, FS)
     return (
         R_APPLIED, nxt, n_msg, n_be, n_cmd, st, base, used, ne, more, e, li, end, n_out, n_tr,
-        ast, jn, noted, mine, fed, p0,
+        ast, jn, noted, mine, fed, p0, in_map,
     )  # fmt: skip

@@ -488,11 +488,12 @@ class CoreGateway(Gateway):
         if d is not None:
             if not self._binary() or self._flags_changed():
                 return False  # this batch's journal note is one only Python writes
-            jseq, gw = d.journal.next_seq, d.gseq + 1
+            j = d.journal  # the kernel writes the group into its map when it fits
+            jseq, gw, jaddr, jpos, jend = j.next_seq, d.gseq + 1, j.map_addr, j.size, j.map_end
         elif seq.journal:
             return False
         else:
-            jseq, gw = -1, 0
+            jseq, gw, jaddr, jpos, jend = -1, 0, 0, 0, 0
         tabs = self._tabs
         if tabs is None:
             tabs = self._fused_tables()
@@ -504,7 +505,8 @@ class CoreGateway(Gateway):
         words, arena, e0, e1, handle = eng.kernel_window()
         r = ep(
             data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
-            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw, feed,
+            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw, jaddr, jpos,
+            jend, feed,
         )  # fmt: skip
         res = r[0]
         if res == _R_FALLBACK:
@@ -529,7 +531,8 @@ class CoreGateway(Gateway):
             seq.commands += n_cmd
             seq.events += r[8]
             if d is not None:  # journaled (and fsynced) before any reply is written
-                d.commit_frames(self._jb_mv[: r[16]], n_cmd, gw if r[17] else None)
+                frames = r[16] if r[21] else self._jb_mv[: r[16]]  # r[21]: in the map
+                d.commit_frames(frames, n_cmd, gw if r[17] else None)
             n_out = r[13]
             if n_out:
                 raw = self._out_mv[: r[12]].tobytes()
@@ -583,7 +586,7 @@ class CoreGateway(Gateway):
         words, arena, e0, e1, handle = eng.kernel_window()
         args = (
             b"\0", 0, 0, 0, self._msgf, self._fused_tables(), self.CMDS, 0, 0, words, arena,
-            e0, e1, handle, 0, 0, False,
+            e0, e1, handle, 0, 0, 0, 0, 0, False,
         )  # fmt: skip
         self._entry("_read_ep", F.read_batch, args)
         return True

@@ -20,22 +20,28 @@ from hypothesis import strategies as st
 from contracts.calendar import BusinessCalendar, listed_contracts
 from contracts.registry import load_products
 from exchange.cli_journal import regenerate_tradelog
+from exchange.core import fused as F
+from exchange.core.gateway import CoreGateway
 from exchange.datadir import DataDir
 from exchange.engine.book import MatchingEngine
 from exchange.gateway import Gateway
 from exchange.journal import (
     BIN_NOTE_MAGIC,
+    DEFAULT_SEGMENT_BYTES,
     GatewayJournal,
     Journal,
     RecordType,
     SyncPolicy,
     decode_gateway_note,
+    list_segments,
 )
 from exchange.protocol import messages as m
+from exchange.protocol import soupbintcp as soup
 from exchange.venue import build_gateway, engine_configs, recover_venue
 from tests.exchange.gateway.conftest import ACCESS, H100Z26, TRADE_DATE
 
 WHO = ("alice", "bob")
+MAX = soup.MAX_INBOUND_PACKET
 op = st.one_of(
     st.tuples(st.just("enter"), st.sampled_from(WHO), st.sampled_from("BS"),
               st.integers(2798, 2802), st.integers(1, 4), st.sampled_from("01")),
@@ -117,13 +123,52 @@ def test_recovery_reads_the_cores_binary_notes() -> None:
     assert notes["binary"] >= 4 and notes["msgpack"] >= 2
 
 
-def _recovered_equals_live(ops: list) -> dict[str, int]:
+@settings(max_examples=15, deadline=None)
+@given(st.lists(op, min_size=1, max_size=50))
+def test_one_call_reads_recover_as_well(ops) -> None:
+    # each message as a read of its own through the one-call path (on_read), where the
+    # kernel writes the journal group into the segment's map itself; small segments
+    _recovered_equals_live(ops, one_call=True)
+
+
+def test_one_call_groups_go_into_the_map_and_across_segment_rolls() -> None:
+    # Arrange: enough one-call batches to fill several 64 KiB segments
+    a, b = ("enter", "alice", "S", 2798, 1, "0"), ("enter", "bob", "B", 2798, 1, "0")
+    ops = [a, ("flush",), b, ("flush",), ("cancel", "alice", 0), ("flush",)] * 150
+    # Act
+    counts = _recovered_equals_live(ops, one_call=True)
+    # Assert: most groups were written by the kernel; the rest (a group that did not fit
+    # the segment's end) went through write_frames, and recovery read them all
+    assert counts["in map"] > 250 and counts["copied"] >= 1, counts
+    assert counts["segments"] >= 3, counts
+
+
+def _recovered_equals_live(ops: list, one_call: bool = False) -> dict[str, int]:
     with tempfile.TemporaryDirectory() as tmp:
         # Arrange: a journaled gateway, two logged-in sessions and an admin
         root = Path(tmp)
         dd = DataDir.open(root, create=True)
         gw = build_gateway(ACCESS, TRADE_DATE, data_dir=root, engine=_small_engine())
-        gj = GatewayJournal(gw, dd, SyncPolicy("off"))
+        seg = 1 << 16 if one_call else DEFAULT_SEGMENT_BYTES
+        journal = Journal(dd.journal_dir, SyncPolicy("off"), segment_bytes=seg)
+        gj = GatewayJournal(gw, dd, SyncPolicy("off"), journal=journal)
+        counts = {"in map": 0, "copied": 0}
+        if one_call:
+            assert isinstance(gw, CoreGateway) and gw._warm_read()
+            ep = gw._read_ep
+
+            def counted(*args: object) -> tuple:
+                r = ep(*args)
+                if r[0] == F.R_APPLIED and r[16] > 0:
+                    counts["in map" if r[21] else "copied"] += 1
+                return r
+
+            gw._read_ep = counted
+
+        def send(s: object, data: bytes) -> None:
+            if not (one_call and gw.on_read(s, soup.unsequenced(data), MAX)):
+                gw.on_message(s, data)
+
         sessions = {u: gw.session_for(ACCESS.logins[u]) for u in (*WHO, "admin")}
         for s in sessions.values():
             gw.send_initial_status(s)
@@ -142,7 +187,7 @@ def _recovered_equals_live(ops: list) -> dict[str, int]:
             if o[0] == "kill":
                 tokens["admin"] += 1
                 kill = m.KillSwitch(tokens["admin"], "BOB", ord("B"))
-                gw.on_message(sessions["admin"], m.encode_inbound(kill))
+                send(sessions["admin"], m.encode_inbound(kill))
                 continue
             who = o[1]
             if o[0] == "enter":
@@ -165,7 +210,7 @@ def _recovered_equals_live(ops: list) -> dict[str, int]:
                 orig = entered[who][o[2] % len(entered[who])]
                 raw = m.ReplaceOrder(orig, tokens[who], o[3], o[4])
                 entered[who].append(tokens[who])
-            gw.on_message(sessions[who], m.encode_inbound(raw))
+            send(sessions[who], m.encode_inbound(raw))
         gw.flush()
         live = _state(gw)
         digest = gw.sequencer.engine.state_digest()
@@ -177,7 +222,8 @@ def _recovered_equals_live(ops: list) -> dict[str, int]:
         assert _state(back) == live
         tl = (root / "tradelog" / f"{TRADE_DATE.isoformat()}.csv").read_bytes()
         assert tl == regenerate_tradelog(root, TRADE_DATE)
-        notes = {"binary": 0, "msgpack": 0}
+        notes = {"binary": 0, "msgpack": 0, **counts}
+        notes["segments"] = len(list_segments(DataDir.open(root).journal_dir))
         for rec in Journal(DataDir.open(root).journal_dir, read_only=True).records(1):
             if rec.rtype == RecordType.NOTE and decode_gateway_note(rec.payload) is not None:
                 notes["binary" if bytes(rec.payload[:8]) == BIN_NOTE_MAGIC else "msgpack"] += 1
