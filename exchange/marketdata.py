@@ -293,8 +293,7 @@ class FeedPublisher:
     def instruments(self) -> dict[int, InstrumentState]:
         """What the feed knows per instrument (levels, status, reference, settlement),
         up to date with every message published."""
-        if self._fs[_FS_K]:
-            self._flush()
+        self._flush()
         return self._instruments
 
     # ---- state ----------------------------------------------------------------------
@@ -319,8 +318,7 @@ class FeedPublisher:
     @property
     def history_first(self) -> int:
         """Oldest feed sequence number still replayable."""
-        if self._fs[_FS_K]:
-            self._flush()
+        self._flush()
         return self._history.first
 
     def replay_packets(self, from_seq: int, max_bytes: int = 1 << 18) -> tuple[bytes, int]:
@@ -328,8 +326,7 @@ class FeedPublisher:
 
         ``from_seq`` must be within ``[history_first, next_seq]``. O(packets returned +
         offset into the history)."""
-        if self._fs[_FS_K]:
-            self._flush()
+        self._flush()
         if not self._history.first <= from_seq <= self.next_seq:
             raise ValueError(f"sequence {from_seq} is not in the replay history")
         return self._history.read(from_seq, max_bytes)
@@ -407,22 +404,22 @@ class FeedPublisher:
                 p0 = 0
                 added = feed_kernel.encode_feed(events, self._out, self._pk, fs)
             if added >= 0:
-                if added and self.sinks:
-                    self._deliver(self._out_mv[p0 : fs[_FS_P]].tobytes())
+                if added:
+                    self.deliver_pending(p0)
                 return added
-        if self._fs[_FS_K]:
-            self._flush()
         return self._publish_rows(EVENT_RECORD.iter_unpack(events.tobytes()))
 
     def _flush(self) -> None:
         """Take the compiled batches' pending packets into the history and their level
         updates into the book: the last update of each (instrument, side, price) only.
-        O(packets), the book part O(levels updated) dict operations."""
+        O(packets), the book part O(levels updated) dict operations; O(1) when nothing
+        is pending (every reader calls it first)."""
         fs = self._fs
-        k, p = int(fs[_FS_K]), int(fs[_FS_P])
-        fs[_FS_K] = fs[_FS_P] = 0
+        k = int(fs[_FS_K])
         if not k:
             return
+        p = int(fs[_FS_P])
+        fs[_FS_K] = fs[_FS_P] = 0
         blob = self._out_mv[:p].tobytes()
         rows = self._pk[:k]
         self._history.add(blob, k)
@@ -448,8 +445,7 @@ class FeedPublisher:
     def _publish_rows(self, rows: Iterable[tuple]) -> int:
         """:meth:`publish_events` on events as plain-int tuples in ``EVENT_DTYPE`` field
         order. O(events)."""
-        if self._fs[_FS_K]:
-            self._flush()
+        self._flush()
         seq = self.next_seq
         packets: list[bytes] = []
         instruments = self._instruments
