@@ -62,10 +62,17 @@ def test_a_spiked_echo_tail_leaves_only_the_p99_ratio_unjudged() -> None:
     assert run["floor_p99_ok"] is False
 
 
-def _placed(same: tuple, cross: tuple, spin: float = 27.0, unplaced: float = 2.4) -> dict:
-    """A run with both placements: (echo p50, ack/echo p50, echo p99, ack/echo p99)."""
+def _placed(
+    same: tuple, cross: tuple, spin: float = 27.0, unplaced: float = 2.4, closed: str = "_closed"
+) -> dict:
+    """A run with both placements: (echo p50, ack/echo p50, echo p99, ack/echo p99) of the
+    strictly closed loop (``closed=""``: an older run, placed loops with the cancel in
+    flight only)."""
     run = _run(echo=60.0, spin=spin, p50=unplaced, p99=1.5)
-    for tag, (echo, p50, echo99, p99) in (("_same_cpu", same), ("_cross_cpu", cross)):
+    for tag, (echo, p50, echo99, p99) in (
+        (closed + "_same_cpu", same),
+        (closed + "_cross_cpu", cross),
+    ):
         run[f"echo_rtt{tag}_p50_us"] = echo
         run[f"echo_rtt{tag}_p99_us"] = echo99
         run[f"ack_vs_echo{tag}_p50"] = p50
@@ -93,3 +100,21 @@ def test_placed_runs_take_their_floor_from_the_same_cpu_echo() -> None:
     assert targets["ack_p50_le_1.5x_echo"] is None
     assert targets["ack_p99_le_2x_echo"] is None
     assert run["floor_ok"] is False
+
+
+def test_the_closed_loops_are_judged_not_the_placed_runs_with_the_cancel_in_flight() -> None:
+    run = _placed(same=(40.0, 1.42, 80.0, 1.6), cross=(40.0, 1.33, 90.0, 1.3))
+    # the same placements with the cancel left in flight: reported, not judged
+    run.update({"ack_vs_echo_same_cpu_p50": 1.8, "ack_vs_echo_same_cpu_p99": 2.4})
+    run.update({"ack_vs_echo_cross_cpu_p50": 1.9, "ack_vs_echo_cross_cpu_p99": 1.5})
+    targets = judge_targets(run)
+    assert targets["ack_p50_le_1.5x_echo"] is True
+    assert targets["ack_p99_le_2x_echo"] is True
+    assert run["judged_ack_vs_echo_p50"] == 1.42
+    assert run["judged_ack_vs_echo_p99"] == 1.6
+
+
+def test_an_older_run_without_closed_loops_is_judged_on_its_placed_runs() -> None:
+    run = _placed(same=(34.0, 1.58, 80.0, 1.7), cross=(70.0, 1.31, 150.0, 1.2), closed="")
+    assert judge_targets(run)["ack_p50_le_1.5x_echo"] is False
+    assert run["judged_ack_vs_echo_p50"] == 1.58
