@@ -58,7 +58,7 @@ from exchange.session import Session
 #: the one-call path's result codes and the constants it tests per read, as module
 #: globals (one dictionary lookup each instead of two)
 _R_FALLBACK, _R_DECODED, _R_APPLIED = F.R_FALLBACK, F.R_DECODED, F.R_APPLIED
-_AP_DONE, _G_GTD_NEW, _G_CLOSED = K.AP_DONE, K.G_GTD_NEW, K.G_CLOSED
+_AP_DONE, _G_GTD_NEW = K.AP_DONE, K.G_GTD_NEW
 
 log = logging.getLogger("flopex.gateway")
 
@@ -486,21 +486,9 @@ class CoreGateway(Gateway):
         seq = self.sequencer
         d = self.durable
         if d is not None:
-            # not self._binary() or self._flags_changed(), spelled out here: two calls
-            # fewer on every read (code the read path no longer needs in cache)
-            j = d.journal  # the kernel writes the group into its map when it fits
-            sj = seq.journal
-            blocked = self.risk.blocked
-            if (
-                j._pending
-                or not self._names_journaled
-                or len(sj) != 1
-                or sj[0] is not d.listener
-                or self._status_changed
-                or self._Gv[_G_CLOSED] != self._j_closed
-                or ((blocked or self._j_blocked) and blocked != self._j_blocked)
-            ):
+            if not self._binary() or self._flags_changed():
                 return False  # this batch's journal note is one only Python writes
+            j = d.journal  # the kernel writes the group into its map when it fits
             jseq, gw, jaddr, jpos, jend = j.next_seq, d.gseq + 1, j.map_addr, j.size, j.map_end
         elif seq.journal:
             return False
@@ -620,8 +608,7 @@ class CoreGateway(Gateway):
     def _binary(self) -> bool:
         """Whether the core frames this batch's journal records itself: the journal is the
         only listener and this process's session names are journaled (see
-        :meth:`_commit_binary`). :meth:`on_read` spells this and :meth:`_flags_changed`
-        out: keep the three in step."""
+        :meth:`_commit_binary`)."""
         d = self.durable
         seq = self.sequencer
         return (
