@@ -222,6 +222,23 @@ class _Target:
         self.hist = LogLinearHistogram()
 
 
+def pair(echo_port: int, port: int, user: str, total: int, iid: int, account: str) -> list[_Target]:
+    """The echo floor and the server under test as two closed-loop targets with the same
+    login, account and orders (in that order: the floor first)."""
+    return [_Target(p, user, total, iid, account) for p in (echo_port, port)]
+
+
+def placements() -> list[tuple[str, int]]:
+    """Where :func:`placed` puts the servers for the placed loops, as (key tag, CPU): the
+    client's CPU (``_same_cpu``; the client runs on the first CPU), then, with a second
+    CPU, the other one (``_cross_cpu``)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    out = [("_same_cpu", cpus[0])]
+    if len(cpus) > 1:
+        out.append(("_cross_cpu", cpus[-1]))
+    return out
+
+
 def _blocks(total: int, warm: int, block: int) -> list[tuple[int, int]]:
     """``[start, end)`` index ranges: the warm-up first, then blocks of ``block``."""
     out = [(0, warm)] if warm else []
@@ -509,37 +526,24 @@ def run(quick: bool) -> dict:
         proc = None
         try:
             proc, port = _start(serve_cmd(), "listening on ")
-            spin = [
-                _Target(echo_port, "rtt", total, iids[0], "RTTA0"),
-                _Target(port, "rtt", total, iids[0], "RTTA0"),
-            ]
+            spin = pair(echo_port, port, "rtt", total, iids[0], "RTTA0")
             he, h = closed_loop_spin(spin, n_rtt, block)
-            aio = [
-                _Target(echo_port, "rtta", total, iids[0], "RTTAA0"),
-                _Target(port, "rtta", total, iids[0], "RTTAA0"),
-            ]
+            aio = pair(echo_port, port, "rtta", total, iids[0], "RTTAA0")
             hae, ha = uvloop.run(closed_loop(aio, n_rtt, block))
             # the asyncio closed loop again with both servers placed alike: on the
             # client's CPU, then (with a second CPU) both on the other one
-            cpus = sorted(os.sched_getaffinity(0))
-            layouts = [("_same_cpu", cpus[0], "rtts")]
-            if len(cpus) > 1:
-                layouts.append(("_cross_cpu", cpus[-1], "rttx"))
-            # (each placement runs the loop twice: with the cancel left in flight, as
-            # before, and strictly closed, the cancel's reply awaited: the judged one)
-            for tag, server_cpu, user in layouts:
-                with placed([echo.pid, proc.pid], server_cpu, cpus[0]):
-                    pair = [
-                        _Target(echo_port, user, total, iids[0], f"{user.upper()}A0"),
-                        _Target(port, user, total, iids[0], f"{user.upper()}A0"),
-                    ]
-                    hpe, hp = uvloop.run(closed_loop(pair, n_rtt, block))
-                    user = user + "c"
-                    pair = [
-                        _Target(echo_port, user, total, iids[0], f"{user.upper()}A0"),
-                        _Target(port, user, total, iids[0], f"{user.upper()}A0"),
-                    ]
-                    hce, hc = uvloop.run(closed_loop(pair, n_rtt, block, settle=True))
+            # each placement runs the loop twice: with the cancel left in flight, as
+            # before, and strictly closed, the cancel's reply awaited: the judged one
+            layouts = placements()
+            client = layouts[0][1]
+            for tag, server_cpu in layouts:
+                u = "rtts" if tag == "_same_cpu" else "rttx"
+                with placed([echo.pid, proc.pid], server_cpu, client):
+                    loop = pair(echo_port, port, u, total, iids[0], f"{u.upper()}A0")
+                    hpe, hp = uvloop.run(closed_loop(loop, n_rtt, block))
+                    u += "c"
+                    loop = pair(echo_port, port, u, total, iids[0], f"{u.upper()}A0")
+                    hce, hc = uvloop.run(closed_loop(loop, n_rtt, block, settle=True))
                 result.update(_percentiles(f"echo_rtt{tag}", hpe))
                 result.update(_percentiles(f"ack_rtt{tag}", hp))
                 result.update(_percentiles(f"echo_rtt_closed{tag}", hce))

@@ -41,7 +41,16 @@ import numpy as np
 import uvloop
 from numba import njit
 
-from bench.wire import _start, _stop, _Target, bench_instruments, closed_loop, placed
+from bench.wire import (
+    _start,
+    _stop,
+    _Target,
+    bench_instruments,
+    closed_loop,
+    pair,
+    placed,
+    placements,
+)
 from exchange.core.kernel import _i64, _put, _u32
 from exchange.engine import kernel as K
 from exchange.engine.abi import COMMAND_DTYPE, EVENT_DTYPE, event_words
@@ -209,17 +218,11 @@ def run(quick: bool) -> dict:
             he, hc = uvloop.run(closed_loop(targets, n))
             # the loop bench.wire judges: strictly closed (each cancel's reply awaited),
             # both servers on the client's CPU, then both on the other one
-            cpus = sorted(os.sched_getaffinity(0))
-            tags = [("_closed_same_cpu", cpus[0], "s")]
-            if len(cpus) > 1:
-                tags.append(("_closed_cross_cpu", cpus[-1], "x"))
-            for tag, cpu, u in tags:
-                with placed([echo.pid, comp.pid], cpu, cpus[0]):
-                    pair = [
-                        _Target(echo_port, "e" + u, total, iid, "A"),
-                        _Target(port, "c" + u, total, iid, "A"),
-                    ]
-                    hists[tag] = uvloop.run(closed_loop(pair, n, settle=True))
+            layouts = placements()
+            for tag, cpu in layouts:
+                with placed([echo.pid, comp.pid], cpu, layouts[0][1]):
+                    loop = pair(echo_port, port, "c" + tag[1], total, iid, "A")
+                    hists["_closed" + tag] = uvloop.run(closed_loop(loop, n, settle=True))
         finally:
             _stop(echo)
             if comp is not None:
