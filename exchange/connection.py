@@ -48,9 +48,6 @@ class SoupServerConnection(asyncio.Protocol):
         self.session: Session | None = None
         self.peer = "?"
         self._out: list[bytes] = []
-        #: the gateway's one-call path for a logged-in session's reads (``on_read``), if
-        #: it has one
-        self._fast = None
         self.last_recv = self.last_sent = time.monotonic()
         self.closing = False
 
@@ -73,7 +70,7 @@ class SoupServerConnection(asyncio.Protocol):
         if s is not None and s.sink is self:
             s.sink = None
             self.session = None
-            self._fast = None
+            vars(self).pop("data_received", None)  # the gateway's reader, bound to s
             log.info("session %s disconnected (%s)", s.name, self.peer)
             if s.login.cancel_on_disconnect and not self.gateway.closed:
                 from exchange.protocol.codes import WireCancelReason
@@ -81,20 +78,17 @@ class SoupServerConnection(asyncio.Protocol):
                 self.gateway.cancel_all(s, WireCancelReason.DISCONNECT.value)
 
     def data_received(self, data: bytes) -> None:
+        """A read before login (after it, the gateway's reader, when it has one, takes
+        this method's place: :meth:`_login`)."""
+        self.ordinary_read(data)
+
+    def ordinary_read(self, data: bytes) -> None:
+        """Frame ``data`` and dispatch its packets one by one: every read before login,
+        and the reads the gateway's reader does not take (a partial frame, a heartbeat,
+        a logout, anything but the one-call case)."""
         if self.closing:
             return
         self.last_recv = time.monotonic()
-        fast = self._fast
-        if fast is not None and not self.decoder.pending:
-            # the one-call path: the whole read as one batch in one compiled call
-            try:
-                if fast(self.session, data, self.decoder.max_packet):
-                    self.decoder.skip(len(data))
-                    return
-            except Exception:  # a bug must cost one connection, never the server
-                log.exception("internal error on %s; disconnecting it", self.peer)
-                self.disconnect("internal error")
-                return
         try:
             packets = self.decoder.feed(data)
         except soup.FramingError as exc:
@@ -161,7 +155,14 @@ class SoupServerConnection(asyncio.Protocol):
         self._out.append(soup.login_accepted(s.name, start))
         self._out.extend(replay)
         s.sink = self
-        self._fast = getattr(gw, "on_read", None)
+        reader = getattr(gw, "reader", None)
+        if reader is not None and self.transport is not None:
+            # the one-call path becomes this connection's data_received; uvloop binds the
+            # method once, when the protocol is set, so set it again
+            self.data_received = reader(s, self.decoder.max_packet, self)  # type: ignore[method-assign]
+            set_protocol = getattr(self.transport, "set_protocol", None)
+            if set_protocol is not None:
+                set_protocol(self)
         log.info("session %s logged in from %s (replay %d)", s.name, self.peer, len(replay))
         gw.send_initial_status(s)
         gw.commit_outputs()  # journaled before any of it is written
@@ -185,12 +186,19 @@ class SoupServerConnection(asyncio.Protocol):
     def write_now(self, data: bytes) -> bool:
         """Write ``data`` at once, ahead of the end of the batch, if nothing is queued for
         this connection (so it cannot overtake earlier output) and it is open; False,
-        having done nothing, otherwise (then :meth:`send` it). The slow-consumer check runs
-        after the write, as in :meth:`drain_out`."""
+        having done nothing, otherwise (then :meth:`send` it). A consumer whose unsent
+        output is then over ``max_outbound`` is disconnected. O(1) plus the write.
+        ``exchange.core.reader`` spells this out for the one-call read's common case:
+        keep the two in step."""
         t = self.transport
         if self._out or t is None or t.is_closing():
             return False
-        self._write(t, data)
+        t.write(data)
+        self.last_sent = time.monotonic()
+        if t.get_write_buffer_size() > self.max_outbound:
+            self.disconnect(
+                f"slow consumer: {t.get_write_buffer_size()} bytes not drained", abort=True
+            )
         return True
 
     def drain_out(self) -> None:
@@ -200,17 +208,7 @@ class SoupServerConnection(asyncio.Protocol):
             out.clear()
             return
         self._out = []
-        self._write(self.transport, b"".join(out) if len(out) > 1 else out[0])
-
-    def _write(self, t: asyncio.Transport, data: bytes) -> None:
-        """Write ``data`` on ``t``; disconnect this consumer if its unsent output is now
-        over ``max_outbound``."""
-        t.write(data)
-        self.last_sent = time.monotonic()
-        if t.get_write_buffer_size() > self.max_outbound:
-            self.disconnect(
-                f"slow consumer: {t.get_write_buffer_size()} bytes not drained", abort=True
-            )
+        self.write_now(b"".join(out) if len(out) > 1 else out[0])
 
     def disconnect(self, why: str, level: int = logging.WARNING, abort: bool = False) -> None:
         """Close this connection only, logging why."""

@@ -556,7 +556,8 @@ class Journal:
         map (from :attr:`size`, within :attr:`map_end`; the compiled core writes them from
         :attr:`map_addr`), as :meth:`write_frames` would have: the bookkeeping, and the
         ``fsync`` per the policy. Nothing may be buffered. Returns the last sequence
-        number written. O(1) (+ the sync)."""
+        number written. O(1) (+ the sync). ``exchange.core.reader`` spells this out for
+        the one-call read's common case: keep the two in step."""
         self.next_seq = nxt = self.next_seq + n_cmds
         self._seg_size += n
         self.unsynced = True
@@ -904,7 +905,8 @@ class GatewayJournal:
         """:meth:`commit` for a batch whose records the compiled core framed (commands and
         binary note ``gseq``, or no note: None); ``on_batch`` was not called for it.
         ``frames`` is the records' bytes, or their length when the core wrote them into
-        the journal's map itself (``Journal.map_addr``, then ``Journal.wrote_frames``)."""
+        the journal's map itself (``Journal.map_addr``, then ``Journal.wrote_frames``).
+        ``exchange.core.reader`` spells the latter case out: keep the two in step."""
         if gseq is not None:
             self.gseq = gseq
         if type(frames) is int:  # already in the map: the compiled core wrote them there

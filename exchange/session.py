@@ -141,7 +141,8 @@ class Session:
     def keep_blob(self, blob: bytes, n: int) -> None:
         """Store ``n`` >= 1 packets given as one byte string (whole framed packets back to
         back) without sending them, for a caller that has written them to the sink
-        itself; kept as it is. O(1) amortized."""
+        itself; kept as it is. O(1) amortized. ``exchange.core.reader`` spells this out
+        for the one-call read's common case: keep the two in step."""
         if self._tail:
             self._settle()
         if self.next_seq <= self.mark < self.next_seq + n:

@@ -37,6 +37,7 @@ from exchange import feed_kernel
 from exchange.auth import AccessConfig, Login
 from exchange.core import fused as F
 from exchange.core import kernel as K
+from exchange.core.reader import make_reader
 from exchange.core.tables import CoreTables, command_buffer
 from exchange.engine.abi import EVENT_DTYPE, CmdType, EventType
 from exchange.gateway import (
@@ -58,7 +59,7 @@ from exchange.session import Session
 #: the one-call path's result codes and the constants it tests per read, as module
 #: globals (one dictionary lookup each instead of two)
 _R_FALLBACK, _R_DECODED, _R_APPLIED = F.R_FALLBACK, F.R_DECODED, F.R_APPLIED
-_AP_DONE, _G_GTD_NEW = K.AP_DONE, K.G_GTD_NEW
+_AP_DONE, _G_GTD_NEW, _G_CLOSED = K.AP_DONE, K.G_GTD_NEW, K.G_CLOSED
 
 log = logging.getLogger("flopex.gateway")
 
@@ -284,6 +285,8 @@ class CoreGateway(Gateway):
         #: its reads' messages get, and the handle of the tables it takes (rebuilt when
         #: any of them is reallocated: ``_tabs`` is None) with the arrays it points into
         self._read_ep: Any = None
+        #: on_read's function per (session row, max_packet): (session, reader)
+        self._readers: dict[tuple[int, int], tuple[Session, Callable[[bytes], Any]]] = {}
         self._msgf = array("q", bytes(8 * 4 * batch))
         self._tabs: np.ndarray | None = None
         self._tabs_arrays: tuple = ()
@@ -465,6 +468,10 @@ class CoreGateway(Gateway):
         Gv[K.G_GTD_NEW] = 0
 
     # --- one compiled call per read ------------------------------------------------------
+    #: whether the readers spell out the common case of a read (set False, before the
+    #: first read, for the methods they spell out: the tests' reference)
+    read_spelled_out = True
+
     def on_read(self, s: Session, data: bytes, max_packet: int) -> bool:
         """Run one read of session ``s`` — ``data``, the bytes as received — as its own
         batch through the one-call path (:func:`exchange.core.fused.read_batch`): frames,
@@ -473,44 +480,32 @@ class CoreGateway(Gateway):
         when the read is not that case (a packet other than Unsequenced Data, a partial
         frame, a batch pending, a journal note only Python writes): the caller then takes
         the ordinary path. Same replies, journal and state as that path
-        (``tests/exchange/core/test_one_call.py``). O(bytes + messages + events)."""
-        if self._n_be or self._payloads or self._decoding or self._jlog:
-            return False
-        if type(data) is not bytes:  # the entry point unboxes exactly the compiled types
-            return False
-        ep = self._read_ep
-        if not ep:
-            if ep is False or not self._warm_read():
-                return False
-            ep = self._read_ep
+        (``tests/exchange/core/test_one_call.py``). Runs :func:`~exchange.core.reader.
+        make_reader`'s function for ``s`` (made once). O(bytes + messages + events)."""
+        ent = self._readers.get((s.row, max_packet))
+        if ent is None or ent[0] is not s:
+            fn = make_reader(self, s, max_packet, spelled_out=self.read_spelled_out)
+            ent = self._readers[(s.row, max_packet)] = (s, fn)
+        return ent[1](data)
+
+    def reader(self, s: Session, max_packet: int, conn: Any) -> Callable[[bytes], Any]:
+        """The ``data_received`` of ``conn``, session ``s``'s live connection: its reads
+        through the one-call path (:func:`~exchange.core.reader.make_reader`), the
+        others through ``conn.ordinary_read``."""
+        return make_reader(self, s, max_packet, conn, self.read_spelled_out)
+
+    def _read_rest(
+        self, s: Session, data: bytes, r: tuple, d: Any, gw: int, eng: Any, e0: int, ls: list
+    ) -> None:
+        """Finish a read whose kernel call (:func:`~exchange.core.fused.read_batch`,
+        result ``r``) ran but which is not the reader's common case: decode the rest,
+        finish the engine's batch, or apply what Python must decide; then the journal,
+        the replies, the fills, the market data and a due snapshot, as :meth:`flush`
+        ends. ``d`` is the durable journal (or None), ``gw`` the note number the kernel
+        was given, ``eng`` the engine and ``e0`` where its events start, ``ls`` the
+        sequencer's event listeners."""
         seq = self.sequencer
-        d = self.durable
-        if d is not None:
-            if not self._binary() or self._flags_changed():
-                return False  # this batch's journal note is one only Python writes
-            j = d.journal  # the kernel writes the group into its map when it fits
-            jseq, gw, jaddr, jpos, jend = j.next_seq, d.gseq + 1, j.map_addr, j.size, j.map_end
-        elif seq.journal:
-            return False
-        else:
-            jseq, gw, jaddr, jpos, jend = -1, 0, 0, 0, 0
-        tabs = self._tabs
-        if tabs is None:
-            tabs = self._fused_tables()
-        # the kernel publishes the market data itself when the feed is the only listener
-        # and nothing earlier waits to be published (the feed's numbers stay in order)
-        ls = seq.event_listeners
-        feed = len(ls) == 1 and ls[0] is self._kfeed and not seq._unpublished
-        eng = seq.engine
-        words, arena, e0, e1, handle = eng.kernel_window()
-        r = ep(
-            data, max_packet, s.row, self.mono_clock(), self._msgf, tabs, self.CMDS,
-            seq.clock(), seq.last_ts, words, arena, e0, e1, handle, jseq, gw, jaddr, jpos,
-            jend, feed,
-        )  # fmt: skip
         res = r[0]
-        if res == _R_FALLBACK:
-            return False
         if self._Gv[_G_GTD_NEW]:
             self._gtd_new()
         self._buf = data
@@ -524,8 +519,8 @@ class CoreGateway(Gateway):
                 self._decoding = False
             self._run()
         elif res == _R_APPLIED and r[15] == _AP_DONE and (d is None or r[16] >= 0):
-            # the common case, done: nothing Python must decide, and no numpy call before
-            # the replies are written (nothing is pending: _n_be and _n_cmd stay 0)
+            # everything applied: nothing Python must decide (nothing is pending: _n_be
+            # and _n_cmd stay 0), but the replies, fills or feed need the general steps
             self._n_cnt = 0
             seq.last_ts = r[6] + n_be - 1  # Sequencer.reserve(n_be), done in the kernel
             seq.commands += n_cmd
@@ -574,7 +569,6 @@ class CoreGateway(Gateway):
             self._finish(ev, base, n_be, n_cmd, {}, d is not None, first)
         if d is not None and d.snapshot_due:
             d.snapshot(background=d.background)
-        return True
 
     def _warm_read(self) -> bool:
         """Compile (or load) the one-call path's kernel; False if this gateway cannot take
@@ -608,7 +602,8 @@ class CoreGateway(Gateway):
     def _binary(self) -> bool:
         """Whether the core frames this batch's journal records itself: the journal is the
         only listener and this process's session names are journaled (see
-        :meth:`_commit_binary`)."""
+        :meth:`_commit_binary`). ``exchange.core.reader`` spells this and
+        :meth:`_flags_changed` out: keep the three in step."""
         d = self.durable
         seq = self.sequencer
         return (

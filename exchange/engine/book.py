@@ -169,7 +169,9 @@ class MatchingEngine:
         """For a compiled caller that runs the kernel itself (``process_handle``, as
         ``exchange.core.fused.read_batch`` does): the event arena's words and records, the
         ``[start, end)`` part one call may write, and the state handle. Finish with
-        :meth:`kernel_done`. O(1) (a fresh arena when the current one is full)."""
+        :meth:`kernel_done`. O(1) (a fresh arena when the current one is full).
+        ``exchange.core.reader`` spells out its common case (and :meth:`kernel_skip`)
+        for the one-call read: keep them in step."""
         start = self._window_start()
         return self._arena_words, self._arena, start, start + self._cap, self._handle
 

@@ -108,7 +108,8 @@ class FrameDecoder:
 
     def skip(self, n: int) -> None:
         """Count ``n`` bytes of whole packets that someone else parsed (with nothing
-        buffered), so later error messages give the right stream offsets. O(1)."""
+        buffered), so later error messages give the right stream offsets. O(1).
+        ``exchange.core.reader`` does this itself (``_consumed``): keep the two in step."""
         self._consumed += n
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
