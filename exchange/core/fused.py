@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, types
+from numba.np.numpy_support import from_dtype
 
 from exchange import feed_kernel as FK
 from exchange.core import kernel as K
 from exchange.engine import kernel as EK
+from exchange.engine.abi import COMMAND_DTYPE
 from exchange.engine.kernel import _view_intrinsic
 from exchange.numba_cache import depends_on
 
@@ -60,6 +62,7 @@ TABLES = (
     ("NOTE", np.int64, 2), ("GONE", np.int64, 1), ("SSENT", np.int64, 1),
     ("JTOK", np.int64, 1), ("JSS", np.int64, 1), ("JB", np.uint8, 1),
     ("FOUT", np.uint8, 1), ("FPK", np.int64, 2), ("FS", np.int64, 1),
+    ("MSG", np.int64, 1), ("CMDS", COMMAND_DTYPE, 1),
 )  # fmt: skip
 
 
@@ -81,18 +84,19 @@ _I1 = _view_intrinsic(types.int64, 1)
 _I2 = _view_intrinsic(types.int64, 2)
 _I3 = _view_intrinsic(types.int64, 3)
 _U1 = _view_intrinsic(types.uint8, 1)
+_C1 = _view_intrinsic(from_dtype(COMMAND_DTYPE), 1)
 
 
 @njit(**K.JIT)
 def read_batch(
-    data, max_packet, sess, arrived, MSG, T, CMDS, now, last_ts, E_words, EV, e_start, e_end,
-    H, jseq, gw, jaddr, jpos, jend, feed,
+    data, max_packet, sess, arrived, T, now, last_ts, E_words, EV, e_start, e_end, H, jseq, gw,
+    jaddr, jpos, jend, feed,
 ):  # fmt: skip
     """Run one read of session row ``sess`` as one batch, with nothing pending in the
     gateway. ``data`` is the read (whole SoupBinTCP packets, none longer than
     ``max_packet``), ``arrived`` its monotonic ns (for the throttle). ``T`` is the handle
-    of the gateway's tables and buffers (:func:`table_handle`), ``CMDS`` its command
-    buffer; ``now`` and ``last_ts``
+    of the gateway's tables and buffers (:func:`table_handle`), its message rows
+    (``MSG``) and command buffer (``CMDS``) included; ``now`` and ``last_ts``
     are the sequencer's clock and last timestamp; ``E_words`` / ``EV`` are the engine's
     event arena (words and records) and ``[e_start, e_end)`` the part this call may
     write; ``H`` is the engine state handle; ``jseq`` >= 0 asks for the journal group
@@ -136,6 +140,8 @@ def read_batch(
     FOUT = _U1(T[58], (T[59],))
     FPK = _I2(T[60], (T[61], T[62]))
     FS = _I1(T[63], (T[64],))
+    MSG = _I1(T[65], (T[66],))
+    CMDS = _C1(T[67], (T[68],))
     # 1. frames: every packet a complete Unsequenced Data packet, or nothing is done
     n = len(data)
     pos = 0

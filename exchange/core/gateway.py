@@ -579,8 +579,8 @@ class CoreGateway(Gateway):
             return False
         words, arena, e0, e1, handle = eng.kernel_window()
         args = (
-            b"\0", 0, 0, 0, self._msgf, self._fused_tables(), self.CMDS, 0, 0, words, arena,
-            e0, e1, handle, 0, 0, 0, 0, 0, False,
+            b"\0", 0, 0, 0, self._fused_tables(), 0, 0, words, arena, e0, e1, handle, 0, 0, 0,
+            0, 0, False,
         )  # fmt: skip
         self._entry("_read_ep", F.read_batch, args)
         return True
@@ -594,6 +594,7 @@ class CoreGateway(Gateway):
             t.SESS, t.ACCT, t.PERM, t.INST, t.EXP, t.ORD, t.TOKH, t.G, t.MAPS, self.BE,
             self.GTDB, self.CNT, self.OUT, self.OUTIDX, self.TR, self.CMD8, self.NOTE,
             self.GONE, self.SSENT, self.JTOK, self.JSS, self.JB, *self._kfeed_bufs,
+            np.frombuffer(self._msgf, np.int64), self.CMDS,
         )  # fmt: skip
         self._tabs = F.table_handle(arrays)
         self._tabs_arrays = arrays  # the handle's memory stays alive with them

@@ -120,8 +120,8 @@ def make_reader(
                 del arena
                 words, arena, e0, e1, handle = eng.kernel_window()
             r = ep(
-                data, max_packet, row, gw.mono_clock(), gw._msgf, tabs, gw.CMDS, seq.clock(),
-                seq.last_ts, words, arena, e0, e1, handle, jseq, gwn, jaddr, jpos, jend, feed,
+                data, max_packet, row, gw.mono_clock(), tabs, seq.clock(), seq.last_ts, words,
+                arena, e0, e1, handle, jseq, gwn, jaddr, jpos, jend, feed,
             )  # fmt: skip
             del arena
             if r[0] == _R_FALLBACK:
