@@ -72,6 +72,7 @@ import uvloop
 
 from exchange.protocol import messages as m
 from exchange.protocol import soupbintcp as soup
+from exchange.protocol.codes import RejectCode
 
 TRADE_DATE = dt.date(2026, 11, 25)
 CANCEL = True
@@ -156,6 +157,8 @@ class _Conn(asyncio.Protocol):
         self.rest = b""
         self.acks = 0
         self.other = 0
+        #: the first Rejected's reason code (``RejectCode``), for the bench's error line
+        self.first_reject: int | None = None
         self.seqd = 0  # Sequenced Data packets of any kind
         self.waiter: asyncio.Future | None = None
         self.logged_in = asyncio.get_event_loop().create_future()
@@ -178,8 +181,10 @@ class _Conn(asyncio.Protocol):
                 kind = data[pos + 3] if end > pos + 3 else 0
                 if kind == 0x41 or kind == 0x4F:  # Accepted (or an echoed Enter Order)
                     acks += 1
-                elif kind == 0x4A:  # Rejected
+                elif kind == 0x4A:  # Rejected: type, timestamp, token, request, reason
                     other += 1
+                    if self.first_reject is None and end >= pos + 19:
+                        self.first_reject = (data[pos + 17] << 8) | data[pos + 18]
             elif ptype == 0x41 and not self.logged_in.done():
                 self.logged_in.set_result(True)
             elif ptype == 0x4A and not self.logged_in.done():
@@ -192,6 +197,14 @@ class _Conn(asyncio.Protocol):
         w = self.waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+
+def _reject_name(code: int) -> str:
+    """``RejectCode`` name of a wire reason code (the number itself if unknown)."""
+    try:
+        return f"{RejectCode(code).name} ({code})"
+    except ValueError:
+        return str(code)
 
 
 async def _connect(port: int, user: str, password: str) -> _Conn:
@@ -382,7 +395,9 @@ async def pipelined(
     for c in conns:
         c.t.close()
     if rejects:
-        print(f"wire bench: {rejects} orders were rejected", file=sys.stderr)
+        code = next((c.first_reject for c in conns if c.first_reject is not None), None)
+        why = _reject_name(code) if code is not None else "?"
+        print(f"wire bench: {rejects} orders were rejected (first: {why})", file=sys.stderr)
     return acks / elapsed, rejects
 
 

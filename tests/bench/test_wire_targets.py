@@ -118,3 +118,29 @@ def test_an_older_run_without_closed_loops_is_judged_on_its_placed_runs() -> Non
     run = _placed(same=(34.0, 1.58, 80.0, 1.7), cross=(70.0, 1.31, 150.0, 1.2), closed="")
     assert judge_targets(run)["ack_p50_le_1.5x_echo"] is False
     assert run["judged_ack_vs_echo_p50"] == 1.58
+
+
+def test_the_bench_client_keeps_the_first_rejects_reason() -> None:
+    # Arrange: an Accepted-free read with two Rejected packets, the first one split
+    import asyncio
+
+    from bench.wire import _Conn, _reject_name
+    from exchange.protocol.codes import RejectCode
+    from exchange.protocol.messages import seq_rejected
+
+    first = seq_rejected(1, 7, ord("O"), int(RejectCode.MARKET_CLOSED), 0)
+    second = seq_rejected(2, 8, ord("O"), int(RejectCode.PRICE_OUTSIDE_LIMITS), 0)
+
+    async def feed() -> _Conn:
+        c = _Conn()
+        c.data_received(first[:10])
+        c.data_received(first[10:] + second)
+        return c
+
+    # Act
+    c = asyncio.run(feed())
+    # Assert
+    assert c.other == 2 and c.acks == 0
+    assert c.first_reject == RejectCode.MARKET_CLOSED
+    assert _reject_name(c.first_reject).startswith("MARKET_CLOSED")
+    assert _reject_name(65535) == "65535"
