@@ -58,8 +58,8 @@ from exchange.session import Session
 
 #: the one-call path's result codes and the constants it tests per read, as module
 #: globals (one dictionary lookup each instead of two)
-_R_FALLBACK, _R_DECODED, _R_APPLIED = F.R_FALLBACK, F.R_DECODED, F.R_APPLIED
-_AP_DONE, _G_GTD_NEW, _G_CLOSED = K.AP_DONE, K.G_GTD_NEW, K.G_CLOSED
+_R_DECODED, _R_APPLIED = F.R_DECODED, F.R_APPLIED
+_AP_DONE, _G_GTD_NEW = K.AP_DONE, K.G_GTD_NEW
 
 log = logging.getLogger("flopex.gateway")
 

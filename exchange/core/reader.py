@@ -18,8 +18,9 @@ needs, and spells out in one body the common case of the steps it used to call:
 
 Each of those methods says in its docstring that this module spells it out: keep them in
 step. Anything else — a partial frame, a batch pending, a journal note only Python
-writes, a read the kernel did not finish, replies for other sessions, fills, GTD
-expiries, a journal group that did not fit the map — goes through the gateway's own
+writes, a read the kernel did not finish, replies for other sessions or for a connection
+that cannot take them now (or a reader without one: ``on_read``'s), fills, GTD expiries,
+a journal group that did not fit the map — goes through the gateway's own
 methods (:meth:`CoreGateway._read_rest`), exactly as before. ``tests/exchange/core`` runs
 every read of its differential tests through this function.
 """
@@ -47,7 +48,8 @@ def make_reader(
     """The one-call path for session ``s``'s reads, as one function of a read's bytes.
 
     Without ``conn``: the function is :meth:`CoreGateway.on_read` for ``s``: True when
-    it ran the read, False having done nothing when the read is not the one-call case.
+    it ran the read, False having done nothing when the read is not the one-call case;
+    a read with replies then finishes through :meth:`CoreGateway._read_rest`.
     With ``conn``, the session's live :class:`~exchange.connection.SoupServerConnection`,
     it is that connection's ``data_received``: it also keeps the connection's receive
     clock and stream offset, writes the replies on its transport itself, and hands any
@@ -130,8 +132,13 @@ def make_reader(
                 conn.last_recv = monotonic()
                 dec._consumed += len(data)  # FrameDecoder.skip
             n_out = r[13]
+            t = conn.transport if conn is not None else None
             if not (
                 spelled_out
+                and (  # the replies go on this connection now (SoupServerConnection.write_now)
+                    not n_out
+                    or (s.sink is conn and t is not None and not conn._out and not t.is_closing())
+                )
                 and r[0] == _R_APPLIED
                 and r[15] == _AP_DONE
                 and r[18]  # every reply is this session's
@@ -168,39 +175,23 @@ def make_reader(
                     d.snapshot_due = True
             if n_out:
                 raw = gw._out_mv[: r[12]].tobytes()
-                sink = s.sink
-                if sink is conn and conn is not None:
-                    # SoupServerConnection.write_now
-                    t = conn.transport
-                    if conn._out or t is None or t.is_closing():
-                        written = False
-                    else:
-                        t.write(raw)
-                        conn.last_sent = monotonic()
-                        if t.get_write_buffer_size() > conn.max_outbound:
-                            conn.disconnect(
-                                f"slow consumer: {t.get_write_buffer_size()} bytes not drained",
-                                abort=True,
-                            )
-                        written = True
-                else:
-                    written = sink is not None and sink.write_now(raw)
-                if written:
-                    # written first, then stored (nothing reads the store in between;
-                    # Sequenced Data carries no number): Session.keep_blob
-                    if s._tail:
-                        s._settle()
-                    nxt = s.next_seq
-                    if nxt <= s.mark < nxt + n_out:
-                        s.touched.append(s)
-                    s.next_seq = nxt + n_out
-                    s._log.add(raw, n_out)
-                else:
-                    gw._replies(r[12], n_out, raw)
-                    if gw._dirty:
-                        dirty, gw._dirty = gw._dirty, set()
-                        for c in dirty:
-                            c.drain_out()
+                # SoupServerConnection.write_now (the connection was checked above)
+                t.write(raw)
+                conn.last_sent = monotonic()
+                if t.get_write_buffer_size() > conn.max_outbound:
+                    conn.disconnect(
+                        f"slow consumer: {t.get_write_buffer_size()} bytes not drained",
+                        abort=True,
+                    )
+                # written first, then stored (nothing reads the store in between;
+                # Sequenced Data carries no number): Session.keep_blob
+                if s._tail:
+                    s._settle()
+                nxt = s.next_seq
+                if nxt <= s.mark < nxt + n_out:
+                    s.touched.append(s)
+                s.next_seq = nxt + n_out
+                s._log.add(raw, n_out)
             # the engine's events, after the replies (the kernel published them to the
             # feed, the only listener, or no one listens): MatchingEngine.kernel_skip
             eng._pos = e0 + r[8]
